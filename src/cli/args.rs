@@ -1,0 +1,151 @@
+//! The command line, declared once. Every option can also come from a `TWEETSIM_*`
+//! environment variable.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use tweetsim::corpus::Format;
+use tweetsim::embed::DEFAULT_MODEL;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tweetsim",
+    version,
+    about = "Find similar tweets with a local MiniLM encoder and an HNSW index",
+    after_help = "With no command, `tweetsim` prints the bundled corpus summary. Start with:\n  tweetsim similar \"tesla autopilot data engine\""
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub global: Global,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Model: a Hugging Face id or a local directory with config.json, tokenizer.json and
+    /// model.safetensors.
+    #[arg(long, global = true, env = "TWEETSIM_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: String,
+
+    /// Folder holding fetched models as <folder>/<name>/ [default: ./models if it exists,
+    /// else the user cache].
+    #[arg(long, global = true, env = "TWEETSIM_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+
+    /// CPU threads for the encoder [default: all cores].
+    #[arg(long, global = true, env = "TWEETSIM_THREADS")]
+    pub threads: Option<usize>,
+
+    /// No progress bars or notes on stderr (errors and warnings still print).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Count what a corpus file holds: entries, unique tweets, replies, dates, merges.
+    Corpus {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Print the counts as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build or update the store (tweets, vectors, HNSW graph) for a corpus.
+    Index {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// HNSW links per node.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(2..=256))]
+        m: u16,
+        /// HNSW candidate list size while building.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+        ef_construction: u32,
+        /// HNSW candidate list size while searching (recorded in the store).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+        ef_search: u32,
+    },
+    /// Find the tweets most similar to a text or to a tweet of the corpus.
+    Similar(SimilarArgs),
+    /// Write the corpus embeddings as FILE.npy (float32 rows × dim) and FILE.ids.
+    Embed {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Output .npy file; the status ids go to the same name with the .ids extension.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CorpusArgs {
+    /// Corpus file [default: the bundled 2022 corpus, data/karpathy-2022.txt].
+    #[arg(long, env = "TWEETSIM_CORPUS")]
+    pub corpus: Option<PathBuf>,
+    /// Corpus format [default: from the extension: .txt/.md bundled, .js archive, .jsonl].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Store directory [default: under the user cache, keyed by corpus and model].
+    #[arg(long, env = "TWEETSIM_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarArgs {
+    /// Free text to search for.
+    #[arg(required_unless_present = "tweet", conflicts_with = "tweet")]
+    pub query: Option<String>,
+    /// Find tweets like this one: a status id or its URL (the tweet itself is left out).
+    #[arg(long)]
+    pub tweet: Option<String>,
+    /// Number of results.
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub k: u32,
+    /// Only tweets on or after this date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub since: Option<NaiveDate>,
+    /// Only tweets on or before this date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    pub until: Option<NaiveDate>,
+    /// Leave out replies.
+    #[arg(long)]
+    pub no_replies: bool,
+    /// Only tweets with at least this many likes.
+    #[arg(long, default_value_t = 0)]
+    pub min_likes: u64,
+    /// Exact search over all vectors instead of the HNSW graph.
+    #[arg(long)]
+    pub exact: bool,
+    /// One JSON object per result line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("'{s}' is not a date like 2022-06-30"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,194 @@
+//! Rendering results for people (tables wrapped to the terminal) and for programs (JSON).
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+use tweetsim::corpus::{Corpus, Tweet};
+use tweetsim::index::{Hit, Store};
+
+pub fn corpus_summary(c: &Corpus, json: bool) -> Result<()> {
+    let s = c.stats();
+    let mut out = std::io::stdout().lock();
+    if json {
+        #[derive(Serialize)]
+        struct Summary<'a> {
+            source: &'a str,
+            format: String,
+            #[serde(flatten)]
+            stats: &'a tweetsim::corpus::Stats,
+            merged_ids: Vec<String>,
+        }
+        let merged_ids = c.merges.iter().map(|m| m.id.to_string()).collect();
+        serde_json::to_writer(
+            &mut out,
+            &Summary {
+                source: &c.source,
+                format: c.format.to_string(),
+                stats: &s,
+                merged_ids,
+            },
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let range = match (s.first_date, s.last_date) {
+        (Some(a), Some(b)) => format!("{a} … {b}"),
+        _ => "no dates".into(),
+    };
+    writeln!(out, "corpus       {} ({} format)", c.source, c.format)?;
+    writeln!(out, "entries      {}", s.entries)?;
+    writeln!(out, "unique       {} tweets", s.unique)?;
+    writeln!(out, "merged       {} repeated status ids", s.merged)?;
+    writeln!(
+        out,
+        "replies      {} ({} originals)",
+        s.replies,
+        s.unique - s.replies
+    )?;
+    writeln!(out, "translated   {}", s.with_translation)?;
+    writeln!(out, "dates        {range}")?;
+    if !c.merges.is_empty() {
+        let pairs: Vec<String> = c
+            .merges
+            .iter()
+            .map(|m| format!("{:03}={:03}", m.kept, m.dropped))
+            .collect();
+        let text = format!("merged entries: {}", pairs.join(" "));
+        for line in textwrap::wrap(
+            &text,
+            textwrap::Options::new(width()).subsequent_indent("  "),
+        ) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// One JSON object per hit, one per line.
+pub fn hits_json(store: &Store, hits: &[Hit]) -> Result<()> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        rank: usize,
+        score: f32,
+        id: String,
+        date: Option<String>,
+        url: &'a str,
+        text: &'a str,
+        likes: u64,
+        retweets: u64,
+        replies: u64,
+        is_reply: bool,
+    }
+    let mut out = std::io::stdout().lock();
+    for (i, h) in hits.iter().enumerate() {
+        let t = &store.tweets()[h.row];
+        let row = Row {
+            rank: i + 1,
+            score: h.score,
+            id: t.id.to_string(),
+            date: t.date.map(|d| d.to_string()),
+            url: &t.url,
+            text: &t.text,
+            likes: t.metrics.likes,
+            retweets: t.metrics.retweets,
+            replies: t.metrics.replies,
+            is_reply: t.is_reply,
+        };
+        serde_json::to_writer(&mut out, &row)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Rank, score, date, likes, the text wrapped to the terminal, then the link.
+pub fn hits_table(store: &Store, hits: &[Hit], header: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", one_line(header, width()))?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>3} {:<5} {:<10} {:>7}  tweet",
+        "#", "score", "date", "likes"
+    )?;
+    // Width of "  1 0.598 2022-07-13  23,799  ": continuation lines start under the text.
+    const INDENT: usize = 30;
+    let text_width = width().saturating_sub(INDENT).max(30);
+    let pad = " ".repeat(INDENT);
+    for (i, h) in hits.iter().enumerate() {
+        let t = &store.tweets()[h.row];
+        // No hyphenation: it would split links and handles at '-' and '/'.
+        let opts =
+            textwrap::Options::new(text_width).word_splitter(textwrap::WordSplitter::NoHyphenation);
+        let lines = textwrap::wrap(&t.text, opts);
+        let first = lines.first().map(|l| l.as_ref()).unwrap_or("");
+        writeln!(
+            out,
+            "{:>3} {:.3} {:<10} {:>7}  {first}",
+            i + 1,
+            h.score,
+            date(t),
+            thousands(t.metrics.likes)
+        )?;
+        for l in lines.iter().skip(1) {
+            writeln!(out, "{pad}{l}")?;
+        }
+        let reply = if t.is_reply { "  (reply)" } else { "" };
+        writeln!(out, "{pad}{}{reply}", t.url)?;
+    }
+    Ok(())
+}
+
+pub fn date(t: &Tweet) -> String {
+    t.date.map_or_else(|| "-".into(), |d| d.to_string())
+}
+
+/// The text on one line, cut to `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Terminal width, or 100 columns when output is not a terminal.
+fn width() -> usize {
+    terminal_size_width().unwrap_or(100).clamp(60, 160)
+}
+
+fn terminal_size_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal().then(textwrap::termwidth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1423), "1,423");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts() {
+        assert_eq!(one_line("a\nb  c", 10), "a b c");
+        assert_eq!(one_line("abcdef", 4), "abc…");
+    }
+}

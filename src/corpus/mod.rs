@@ -1,0 +1,356 @@
+//! Reading tweet collections into one in-memory shape, whatever file they came from.
+//!
+//! Three formats are read: the bundled Markdown-like dump (`### 001` entries, the default
+//! corpus), the official X/Twitter archive `tweets.js`, and JSON Lines. Each parser turns its
+//! file into [`Tweet`]s in file order; [`Corpus::from_entries`] then merges repeated status
+//! ids, so a tweet appears once however often the source repeats it, and records every merge.
+
+mod archive;
+mod bundled;
+mod jsonl;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The 2022 corpus shipped with the binary, so `tweetsim` works with no arguments from anywhere.
+const BUNDLED_TEXT: &str = include_str!("../../data/karpathy-2022.txt");
+/// How the bundled corpus is named in messages and store manifests.
+pub const BUNDLED_NAME: &str = "data/karpathy-2022.txt";
+
+/// One tweet, with everything the source carried about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tweet {
+    /// Status id, the key of a tweet everywhere in tweetsim.
+    #[serde(with = "id_as_string")]
+    pub id: u64,
+    /// 1-based entry number: `### 001` in the bundled format, the record position elsewhere.
+    pub num: usize,
+    /// Handle with its `@`, empty where the source does not say (the archive does not).
+    pub author: String,
+    pub date: Option<NaiveDate>,
+    pub url: String,
+    pub metrics: Metrics,
+    pub is_reply: bool,
+    /// The tweet text with HTML entities decoded: what is shown and what is embedded.
+    pub text: String,
+    /// The Chinese translation of the bundled corpus; `None` where absent.
+    pub translation: Option<String>,
+}
+
+/// Engagement counts. Formats that lack a count report 0 for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub likes: u64,
+    pub retweets: u64,
+    pub replies: u64,
+    pub quotes: u64,
+    pub views: u64,
+    pub bookmarks: u64,
+}
+
+impl Metrics {
+    /// Field-wise maximum: repeated entries of one tweet are snapshots taken at different
+    /// times, and counts only grow.
+    fn max(self, o: Metrics) -> Metrics {
+        Metrics {
+            likes: self.likes.max(o.likes),
+            retweets: self.retweets.max(o.retweets),
+            replies: self.replies.max(o.replies),
+            quotes: self.quotes.max(o.quotes),
+            views: self.views.max(o.views),
+            bookmarks: self.bookmarks.max(o.bookmarks),
+        }
+    }
+}
+
+/// The file formats tweetsim reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `### NNN` entries with 作者/时间/链接/互动 headers (the bundled corpus).
+    Bundled,
+    /// The X/Twitter archive's `tweets.js` (`window.YTD.tweets.part0 = [...]`).
+    Archive,
+    /// One JSON object per line with at least `id` and `text`.
+    Jsonl,
+}
+
+impl Format {
+    /// Chooses the format from the file extension.
+    pub fn from_path(path: &Path) -> Result<Format> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("txt" | "md") => Ok(Format::Bundled),
+            Some("js") => Ok(Format::Archive),
+            Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
+            _ => Err(Error::Corpus {
+                path: path.to_path_buf(),
+                line: 0,
+                msg: "cannot tell the format from the extension (.txt/.md = bundled, .js = archive, .jsonl = jsonl); pass --format".into(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Bundled => "bundled",
+            Format::Archive => "archive",
+            Format::Jsonl => "jsonl",
+        })
+    }
+}
+
+/// A repeated status id that was folded into its first occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub id: u64,
+    /// Entry number kept.
+    pub kept: usize,
+    /// Entry number folded into it.
+    pub dropped: usize,
+    /// False when the repeated entry's text differs: worth a warning, the first text is kept.
+    pub same_text: bool,
+}
+
+/// The tweets of one file, unique by status id, in first-seen order.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    /// Where it came from, for messages and the store manifest.
+    pub source: String,
+    pub format: Format,
+    /// Records in the file, repeats included.
+    pub entries: usize,
+    pub tweets: Vec<Tweet>,
+    pub merges: Vec<Merge>,
+    /// Hash of the file's bytes: a store built from other bytes is stale.
+    pub content_hash: String,
+}
+
+impl Corpus {
+    /// Reads a corpus file; `format` overrides the choice by extension.
+    pub fn load(path: &Path, format: Option<Format>) -> Result<Corpus> {
+        let format = match format {
+            Some(f) => f,
+            None => Format::from_path(path)?,
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = decode_utf8(path, &bytes)?;
+        let mut corpus = Corpus::parse(path, text, format)?;
+        // The store remembers its corpus by absolute path, valid from any working directory.
+        if let Ok(abs) = std::fs::canonicalize(path) {
+            corpus.source = abs.display().to_string();
+        }
+        Ok(corpus)
+    }
+
+    /// The text of the bundled corpus, as compiled in.
+    pub fn bundled_text() -> &'static str {
+        BUNDLED_TEXT
+    }
+
+    /// The 2022 corpus compiled into the binary.
+    pub fn bundled() -> Corpus {
+        Corpus::parse(Path::new(BUNDLED_NAME), BUNDLED_TEXT, Format::Bundled)
+            .expect("the bundled corpus is checked by the test suite")
+    }
+
+    /// Parses text already in memory; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str, format: Format) -> Result<Corpus> {
+        let entries = match format {
+            Format::Bundled => bundled::parse(path, text)?,
+            Format::Archive => archive::parse(path, text)?,
+            Format::Jsonl => jsonl::parse(path, text)?,
+        };
+        if entries.is_empty() {
+            return Err(Error::Corpus {
+                path: path.to_path_buf(),
+                line: 0,
+                msg: format!("no tweets found (read as {format})"),
+            });
+        }
+        Ok(Corpus::from_entries(
+            path.display().to_string(),
+            format,
+            entries,
+            content_hash(text.as_bytes()),
+        ))
+    }
+
+    /// Folds repeated status ids into their first occurrence, keeping the largest counts.
+    fn from_entries(source: String, format: Format, entries: Vec<Tweet>, hash: String) -> Corpus {
+        let n = entries.len();
+        let mut tweets: Vec<Tweet> = Vec::with_capacity(n);
+        let mut merges = Vec::new();
+        let mut seen: HashMap<u64, usize> = HashMap::with_capacity(n);
+        for t in entries {
+            match seen.get(&t.id) {
+                Some(&i) => {
+                    let kept = &mut tweets[i];
+                    merges.push(Merge {
+                        id: t.id,
+                        kept: kept.num,
+                        dropped: t.num,
+                        same_text: kept.text == t.text,
+                    });
+                    kept.metrics = kept.metrics.max(t.metrics);
+                }
+                None => {
+                    seen.insert(t.id, tweets.len());
+                    tweets.push(t);
+                }
+            }
+        }
+        Corpus {
+            source,
+            format,
+            entries: n,
+            tweets,
+            merges,
+            content_hash: hash,
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let dates = self.tweets.iter().filter_map(|t| t.date);
+        Stats {
+            entries: self.entries,
+            unique: self.tweets.len(),
+            merged: self.merges.len(),
+            replies: self.tweets.iter().filter(|t| t.is_reply).count(),
+            with_translation: self
+                .tweets
+                .iter()
+                .filter(|t| t.translation.is_some())
+                .count(),
+            first_date: dates.clone().min(),
+            last_date: dates.max(),
+        }
+    }
+}
+
+/// Counts shown by `tweetsim corpus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub entries: usize,
+    pub unique: usize,
+    pub merged: usize,
+    pub replies: usize,
+    pub with_translation: usize,
+    pub first_date: Option<NaiveDate>,
+    pub last_date: Option<NaiveDate>,
+}
+
+/// Hex xxh3-128 of a corpus file's bytes.
+pub fn content_hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// Decodes `&amp;`, `&gt;`, `&#39;` and friends, which tweet sources keep raw.
+pub fn decode_entities(text: &str) -> String {
+    html_escape::decode_html_entities(text).into_owned()
+}
+
+/// The canonical link of a status when the source gives none.
+fn status_url(author: &str, id: u64) -> String {
+    match author.strip_prefix('@') {
+        Some(handle) if !handle.is_empty() => format!("https://x.com/{handle}/status/{id}"),
+        _ => format!("https://x.com/i/status/{id}"),
+    }
+}
+
+fn decode_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        Error::Corpus {
+            path: path.to_path_buf(),
+            line,
+            msg: "invalid UTF-8".into(),
+        }
+    })
+}
+
+/// Parses a status id given as text ("1478128891520688128").
+fn parse_id(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Serializes ids as JSON strings: 19-digit ids do not survive JavaScript's doubles.
+pub(crate) mod id_as_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_id(&s).ok_or_else(|| serde::de::Error::custom(format!("bad status id '{s}'")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_follows_extension() {
+        assert_eq!(
+            Format::from_path(Path::new("a/tweets.js")).unwrap(),
+            Format::Archive
+        );
+        assert_eq!(
+            Format::from_path(Path::new("x.JSONL")).unwrap(),
+            Format::Jsonl
+        );
+        assert_eq!(
+            Format::from_path(Path::new("x.txt")).unwrap(),
+            Format::Bundled
+        );
+        let err = Format::from_path(Path::new("x.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.csv:0: cannot tell the format"), "{err}");
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let err = decode_utf8(Path::new("c.txt"), b"ok\nok\n\xff\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "c.txt:3: invalid UTF-8");
+    }
+
+    #[test]
+    fn entities_are_decoded() {
+        assert_eq!(
+            decode_entities("a &amp; b &gt; c &lt; d &#39;"),
+            "a & b > c < d '"
+        );
+    }
+
+    #[test]
+    fn urls_are_built_from_handles() {
+        assert_eq!(
+            status_url("@karpathy", 7),
+            "https://x.com/karpathy/status/7"
+        );
+        assert_eq!(status_url("", 7), "https://x.com/i/status/7");
+    }
+}

@@ -1,0 +1,225 @@
+//! The sentence encoder: BERT (candle-transformers) + attention-masked mean pooling + L2
+//! normalisation, the same computation as sentence-transformers' all-MiniLM-L6-v2.
+//!
+//! Texts are tokenized without padding, sorted by length and batched, so each batch pads
+//! only to its own longest text; results come back in input order.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use serde::{Deserialize, Serialize};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use super::model::{cached_sha256, ModelFiles};
+use crate::error::{Error, Result};
+
+/// Texts per forward pass. Larger batches waste work on padding even when sorted.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// What identifies the vectors an encoder makes: two stores agree only if this agrees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelIdentity {
+    pub id: String,
+    pub weights_sha256: String,
+    pub dim: usize,
+    pub max_seq_len: usize,
+    pub pooling: Pooling,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    Mean,
+    Cls,
+}
+
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    identity: ModelIdentity,
+    pad_id: u32,
+    batch_size: usize,
+    encoded: AtomicUsize,
+}
+
+#[derive(Deserialize)]
+struct SentenceConfig {
+    max_seq_length: usize,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+}
+
+impl Encoder {
+    /// Loads config, tokenizer and memory-mapped weights, on the CPU in f32.
+    pub fn load(files: &ModelFiles) -> Result<Encoder> {
+        let model_err = |path: &std::path::Path, msg: String| Error::Model {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let config: Config = read_json(&files.config)?;
+        let max_seq_len = match &files.sentence_config {
+            Some(p) => read_json::<SentenceConfig>(p)?.max_seq_length,
+            None => config.max_position_embeddings,
+        }
+        .min(config.max_position_embeddings);
+        let pooling = match &files.pooling_config {
+            Some(p) => {
+                let c: PoolingConfig = read_json(p)?;
+                match (c.pooling_mode_mean_tokens, c.pooling_mode_cls_token) {
+                    (true, false) => Pooling::Mean,
+                    (false, true) => Pooling::Cls,
+                    _ => return Err(model_err(p, "only mean or CLS pooling is supported".into())),
+                }
+            }
+            None => Pooling::Mean,
+        };
+
+        let mut tokenizer = Tokenizer::from_file(&files.tokenizer)
+            .map_err(|e| model_err(&files.tokenizer, format!("bad tokenizer: {e}")))?;
+        // tokenizer.json ships fixed 128-token padding and truncation; we pad per batch
+        // ourselves and truncate where sentence-transformers does.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| model_err(&files.tokenizer, e.to_string()))?;
+
+        let device = Device::Cpu;
+        // SAFETY: the weights file is memory-mapped read-only; tweetsim never writes it and
+        // the files live in model folders that are replaced, never edited, in place.
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &device) }
+                .map_err(|e| model_err(&files.weights, format!("cannot map weights: {e}")))?;
+        let model = BertModel::load(vb, &config)
+            .map_err(|e| model_err(&files.weights, format!("not a BERT checkpoint: {e}")))?;
+        let weights_sha256 =
+            cached_sha256(&files.weights).map_err(|e| Error::io(&files.weights, e))?;
+        Ok(Encoder {
+            model,
+            tokenizer,
+            device,
+            identity: ModelIdentity {
+                id: files.id.clone(),
+                weights_sha256,
+                dim: config.hidden_size,
+                max_seq_len,
+                pooling,
+            },
+            pad_id: config.pad_token_id as u32,
+            batch_size: DEFAULT_BATCH_SIZE,
+            encoded: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    pub fn dim(&self) -> usize {
+        self.identity.dim
+    }
+
+    /// How many texts this encoder has embedded since it was loaded.
+    pub fn texts_encoded(&self) -> usize {
+        self.encoded.load(Ordering::Relaxed)
+    }
+
+    /// Embeds `texts` into a row-major `texts.len() × dim` matrix of unit vectors.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<f32>> {
+        self.embed_with_progress(texts, |_| {})
+    }
+
+    /// As [`Encoder::embed`], calling `progress(n)` after each batch of `n` texts.
+    pub fn embed_with_progress(
+        &self,
+        texts: &[&str],
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let dim = self.dim();
+        let mut out = vec![0f32; texts.len() * dim];
+        if texts.is_empty() {
+            return Ok(out);
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(Error::encoder)?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        for batch in order.chunks(self.batch_size) {
+            let rows = self.forward(batch.iter().map(|&i| encodings[i].get_ids()))?;
+            for (&i, row) in batch.iter().zip(rows.chunks_exact(dim)) {
+                out[i * dim..(i + 1) * dim].copy_from_slice(row);
+            }
+            self.encoded.fetch_add(batch.len(), Ordering::Relaxed);
+            progress(batch.len());
+        }
+        Ok(out)
+    }
+
+    /// One padded batch through BERT, pooled and normalised: `len × dim`, row-major.
+    fn forward<'a>(
+        &self,
+        seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+    ) -> Result<Vec<f32>> {
+        let b = seqs.len();
+        let len = seqs.clone().map(<[u32]>::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(b * len);
+        let mut mask = Vec::with_capacity(b * len);
+        for s in seqs {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(self.pad_id, len - s.len()));
+            mask.extend(std::iter::repeat_n(1u32, s.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - s.len()));
+        }
+        let e = Error::encoder;
+        let ids = Tensor::from_vec(ids, (b, len), &self.device).map_err(e)?;
+        let mask = Tensor::from_vec(mask, (b, len), &self.device).map_err(e)?;
+        let types = ids.zeros_like().map_err(e)?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask)).map_err(e)?; // b × len × dim
+        let pooled = match self.identity.pooling {
+            Pooling::Mean => {
+                let m = mask
+                    .to_dtype(DType::F32)
+                    .map_err(e)?
+                    .unsqueeze(2)
+                    .map_err(e)?;
+                let sum = hidden.broadcast_mul(&m).map_err(e)?.sum(1).map_err(e)?;
+                sum.broadcast_div(&m.sum(1).map_err(e)?).map_err(e)?
+            }
+            Pooling::Cls => hidden.narrow(1, 0, 1).map_err(e)?.squeeze(1).map_err(e)?,
+        };
+        let norm = pooled
+            .sqr()
+            .and_then(|t| t.sum_keepdim(D::Minus1))
+            .and_then(|t| t.sqrt())
+            .and_then(|t| t.maximum(1e-12))
+            .map_err(e)?;
+        pooled
+            .broadcast_div(&norm)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(e)
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Model {
+        path: path.to_path_buf(),
+        msg: format!("bad JSON: {e}"),
+    })
+}

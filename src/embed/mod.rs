@@ -1,0 +1,9 @@
+//! Text → vectors: finding the model files ([`model`]) and running the encoder ([`encoder`]).
+
+mod encoder;
+mod model;
+
+pub use encoder::{Encoder, ModelIdentity, Pooling, DEFAULT_BATCH_SIZE};
+pub use model::{
+    cached_sha256, sha256_file, short_name, ModelFiles, Resolver, Source, DEFAULT_MODEL,
+};

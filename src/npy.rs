@@ -1,0 +1,130 @@
+//! The `.npy` format (version 1.0, little-endian f32, C order): what numpy reads, so the
+//! vectors tweetsim exports and stores open directly in Python.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Writes a `rows × cols` f32 matrix to `w` as `.npy`.
+pub fn write(w: &mut impl Write, data: &[f32], rows: usize, cols: usize) -> std::io::Result<()> {
+    assert_eq!(
+        data.len(),
+        rows * cols,
+        "matrix data does not match its shape"
+    );
+    w.write_all(&header(rows, cols))?;
+    for chunk in data.chunks(1 << 14) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+        w.write_all(&bytes)?;
+    }
+    Ok(())
+}
+
+/// The 1.0 header, padded so the data starts on a 64-byte boundary as numpy does.
+fn header(rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let unpadded = MAGIC.len() + 2 + 2 + dict.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    let len = dict.len() + pad + 1;
+    let mut h = Vec::with_capacity(unpadded + pad);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&[1, 0]);
+    h.extend_from_slice(&(len as u16).to_le_bytes());
+    h.extend_from_slice(dict.as_bytes());
+    h.extend(std::iter::repeat_n(b' ', pad));
+    h.push(b'\n');
+    h
+}
+
+/// Reads a 2-D little-endian f32 `.npy` file: `(data, rows, cols)`.
+pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(&bytes).map_err(|msg| {
+        Error::Invalid(format!(
+            "{}: not a 2-D float32 .npy file: {msg}",
+            path.display()
+        ))
+    })
+}
+
+fn parse(bytes: &[u8]) -> std::result::Result<(Vec<f32>, usize, usize), String> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err("missing the \\x93NUMPY magic".into());
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unsupported version {v}")),
+    };
+    let dict = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("truncated header")?;
+    if !dict.contains("'descr': '<f4'") {
+        return Err(format!("dtype is not '<f4' in {}", dict.trim()));
+    }
+    if dict.contains("'fortran_order': True") {
+        return Err("Fortran order is not supported".into());
+    }
+    let shape = dict
+        .split_once("'shape': (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(s, _)| s)
+        .ok_or("no shape in header")?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("bad shape ({shape})")))
+        .collect::<std::result::Result<_, _>>()?;
+    let [rows, cols] = dims[..] else {
+        return Err(format!("shape ({shape}) is not 2-D"));
+    };
+    let data = &bytes[start + hlen..];
+    if data.len() != rows * cols * 4 {
+        return Err(format!(
+            "shape ({rows}, {cols}) needs {} data bytes, file has {}",
+            rows * cols * 4,
+            data.len()
+        ));
+    }
+    let values = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((values, rows, cols))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_aligns() {
+        let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
+        let mut buf = Vec::new();
+        write(&mut buf, &data, 3, 4).unwrap();
+        let hlen = u16::from_le_bytes([buf[8], buf[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(parse(&buf).unwrap(), (data, 3, 4));
+    }
+
+    #[test]
+    fn truncated_or_foreign_files_are_refused() {
+        let mut buf = Vec::new();
+        write(&mut buf, &[1.0, 2.0], 1, 2).unwrap();
+        assert!(parse(&buf[..buf.len() - 1])
+            .unwrap_err()
+            .contains("needs 8 data bytes"));
+        assert!(parse(b"PK\x03\x04").unwrap_err().contains("magic"));
+        let at = buf.windows(3).position(|w| w == b"<f4").unwrap();
+        buf[at + 2] = b'8';
+        assert!(parse(&buf).unwrap_err().contains("dtype"));
+    }
+}
