@@ -1,0 +1,103 @@
+//! The encoder reproduces sentence-transformers (all-MiniLM-L6-v2, f32) on the reference set.
+
+use serde::Deserialize;
+use tweetsim::npy;
+
+use crate::common::{cosine, data, encoder, reference_texts};
+
+/// What a correct f32 implementation reaches (see shared/README: ≥ 0.99999 is typical).
+const MIN_COSINE: f32 = 0.9999;
+
+#[derive(Deserialize)]
+struct RefQuery {
+    query: String,
+    top10_ids: Vec<String>,
+    top10_scores: Vec<f32>,
+    gap_10_11: f32,
+}
+
+fn rows(v: &[f32], dim: usize) -> Vec<&[f32]> {
+    v.chunks_exact(dim).collect()
+}
+
+#[test]
+fn tweet_embeddings_match_sentence_transformers() {
+    let texts = reference_texts();
+    let (want, n, dim) = npy::read(&data("reference/minilm-tweets-embeddings.npy")).unwrap();
+    assert_eq!((n, dim), (680, 384));
+    let refs: Vec<&str> = texts.iter().map(|t| t.text.as_str()).collect();
+    let got = encoder().embed(&refs).unwrap();
+    let (got, want) = (rows(&got, dim), rows(&want, dim));
+    let mut worst = (1.0f32, 0);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let c = cosine(g, w);
+        if c < worst.0 {
+            worst = (c, i);
+        }
+        let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-4,
+            "row {i} is not unit length: {norm}"
+        );
+    }
+    assert!(
+        worst.0 >= MIN_COSINE,
+        "entry {} has cosine {} to the reference",
+        texts[worst.1].num,
+        worst.0
+    );
+}
+
+#[test]
+fn query_embeddings_and_top10_match_sentence_transformers() {
+    let queries: Vec<RefQuery> = serde_json::from_str(
+        &std::fs::read_to_string(data("reference/minilm-queries-top10.json")).unwrap(),
+    )
+    .unwrap();
+    let (want_q, nq, dim) = npy::read(&data("reference/minilm-queries-embeddings.npy")).unwrap();
+    assert_eq!(nq, queries.len());
+    let texts = reference_texts();
+    let corpus: Vec<&str> = texts.iter().map(|t| t.text.as_str()).collect();
+    let enc = encoder();
+    let tweet_vecs = enc.embed(&corpus).unwrap();
+    let tweet_vecs = rows(&tweet_vecs, dim);
+    let qs: Vec<&str> = queries.iter().map(|q| q.query.as_str()).collect();
+    let got_q = enc.embed(&qs).unwrap();
+
+    let mut compared = 0;
+    for (i, (q, (g, w))) in queries
+        .iter()
+        .zip(rows(&got_q, dim).iter().zip(rows(&want_q, dim)))
+        .enumerate()
+    {
+        let c = cosine(g, w);
+        assert!(c >= MIN_COSINE, "query {i} '{}' has cosine {c}", q.query);
+        // Exact cosine ranking over the 680 rows, as the reference did.
+        let mut scored: Vec<(f32, usize)> =
+            tweet_vecs.iter().map(|t| cosine(g, t)).zip(0..).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (rank, (score, _)) in scored.iter().take(10).enumerate() {
+            assert!(
+                (score - q.top10_scores[rank]).abs() < 1e-3,
+                "query {i} rank {rank}: {score} vs {}",
+                q.top10_scores[rank]
+            );
+        }
+        if q.gap_10_11 > 1e-4 {
+            // Compare as multisets: repeated tweets tie exactly, in either order.
+            let mut got_ids: Vec<&str> = scored[..10]
+                .iter()
+                .map(|&(_, r)| texts[r].id.as_str())
+                .collect();
+            let mut want_ids: Vec<&str> = q.top10_ids.iter().map(String::as_str).collect();
+            got_ids.sort();
+            want_ids.sort();
+            assert_eq!(got_ids, want_ids, "top-10 of query {i} '{}'", q.query);
+            compared += 1;
+        }
+    }
+    assert!(
+        compared >= 15,
+        "only {compared} queries had a clear rank-10/11 gap"
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real MiniLM weights, the real corpus, real files on disk.
+//! One test binary (so the model loads once per run), split by theme.
+
+mod cli;
+mod common;
+mod corpus;
+mod fidelity;
+mod store;

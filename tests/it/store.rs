@@ -1,0 +1,316 @@
+//! The store: HNSW recall, incremental re-indexing, filters, refusal of bad stores, and
+//! crash safety of writes.
+
+use std::fs;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use tweetsim::corpus::Corpus;
+use tweetsim::index::{self, Filter, HnswParams, Store};
+
+use crate::common::{bundled_store, cosine, encoder, tweetsim, write_jsonl};
+
+#[test]
+fn hnsw_recall_at_10_is_at_least_099_over_every_tweet() {
+    let store = Store::open(bundled_store()).unwrap();
+    let n = store.tweets().len();
+    assert_eq!(n, 657);
+    let none = Filter::default();
+    let mut found = 0;
+    for row in 0..n {
+        let q = store.vector(row);
+        let exact = store.search_exact(q, 10, &none, None).unwrap();
+        let approx = store.search(q, 10, &none, None).unwrap();
+        assert_eq!(approx.len(), 10);
+        assert!(approx.windows(2).all(|w| w[0].score >= w[1].score));
+        found += approx
+            .iter()
+            .filter(|h| exact.iter().any(|e| e.row == h.row))
+            .count();
+    }
+    let recall = found as f64 / (10 * n) as f64;
+    assert!(recall >= 0.99, "recall@10 = {recall}");
+}
+
+#[test]
+fn filters_hold_and_still_return_k_hits() {
+    let store = Store::open(bundled_store()).unwrap();
+    let q = encoder().embed(&["neural network training tips"]).unwrap();
+    let filter = Filter {
+        since: NaiveDate::from_ymd_opt(2022, 6, 1),
+        until: NaiveDate::from_ymd_opt(2022, 9, 30),
+        no_replies: true,
+        min_likes: 500,
+    };
+    let passing = store.tweets().iter().filter(|t| filter.accepts(t)).count();
+    assert!((10..100).contains(&passing), "{passing} pass");
+    let hits = store.search(&q, 10, &filter, None).unwrap();
+    assert_eq!(hits.len(), 10);
+    for h in &hits {
+        let t = &store.tweets()[h.row];
+        assert!(filter.accepts(t));
+    }
+    // Same answer as the exact scan over the passing tweets.
+    let exact = store.search_exact(&q, 10, &filter, None).unwrap();
+    assert_eq!(
+        hits.iter().map(|h| h.row).collect::<Vec<_>>(),
+        exact.iter().map(|h| h.row).collect::<Vec<_>>()
+    );
+    // A filter nothing passes gives nothing, not an error; a broad one uses the graph.
+    let nothing = Filter {
+        min_likes: u64::MAX,
+        ..Filter::default()
+    };
+    assert!(store.search(&q, 10, &nothing, None).unwrap().is_empty());
+    let broad = Filter {
+        min_likes: 1,
+        ..Filter::default()
+    };
+    assert_eq!(store.search(&q, 25, &broad, None).unwrap().len(), 25);
+}
+
+#[test]
+fn more_like_this_excludes_the_tweet_itself() {
+    let store = Store::open(bundled_store()).unwrap();
+    let row = store.row(1547332300186066944).unwrap();
+    let hits = store
+        .search(store.vector(row), 5, &Filter::default(), Some(row))
+        .unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h.row != row));
+}
+
+#[test]
+fn bad_queries_are_refused() {
+    let store = Store::open(bundled_store()).unwrap();
+    let e = store
+        .search(&[0.1; 10], 5, &Filter::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("query vector has 10 dimensions") && e.contains("has 384"),
+        "{e}"
+    );
+    let q = store.vector(0).to_vec();
+    let e = store
+        .search(&q, 0, &Filter::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "k must be at least 1");
+}
+
+/// The bundled corpus without its last five tweets, then with them.
+fn corpus_pair(dir: &Path) -> (Corpus, Corpus) {
+    let all = Corpus::bundled().tweets;
+    let (old, new) = (dir.join("old.jsonl"), dir.join("new.jsonl"));
+    write_jsonl(&old, &all[..all.len() - 5]);
+    write_jsonl(&new, &all);
+    (
+        Corpus::load(&old, None).unwrap(),
+        Corpus::load(&new, None).unwrap(),
+    )
+}
+
+#[test]
+fn reindexing_embeds_only_new_tweets_and_matches_a_fresh_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = corpus_pair(dir.path());
+    let store = dir.path().join("store");
+    let enc = encoder();
+    let r1 = index::build(&store, &old, enc, HnswParams::default(), |_, _| {}).unwrap();
+    assert_eq!((r1.tweets, r1.embedded, r1.reused), (652, 652, 0));
+
+    let before = enc.texts_encoded();
+    let r2 = index::build(&store, &new, enc, HnswParams::default(), |_, _| {}).unwrap();
+    assert_eq!((r2.tweets, r2.embedded, r2.reused), (657, 5, 652));
+    // Counted by the encoder itself; other tests share it, so allow for their texts too
+    // only if they ran concurrently: at least the 5 new ones went through.
+    assert!(enc.texts_encoded() - before >= 5);
+
+    let updated = Store::open(&store).unwrap();
+    let fresh = Store::open(bundled_store()).unwrap();
+    let key = |t: &tweetsim::corpus::Tweet| {
+        (
+            t.id,
+            t.text.clone(),
+            t.date,
+            t.metrics,
+            t.is_reply,
+            t.url.clone(),
+            t.translation.clone(),
+        )
+    };
+    assert!(updated
+        .tweets()
+        .iter()
+        .map(key)
+        .eq(fresh.tweets().iter().map(key)));
+    for row in 0..657 {
+        let c = cosine(updated.vector(row), fresh.vector(row));
+        assert!(c > 0.99999, "row {row}: {c}");
+    }
+    // Only the new generation and the one before it remain.
+    let gens = fs::read_dir(&store)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("gen-")
+        })
+        .count();
+    assert_eq!(gens, 2);
+
+    // Unchanged corpus: nothing is embedded.
+    let r3 = index::build(&store, &new, enc, HnswParams::default(), |_, _| {}).unwrap();
+    assert_eq!((r3.embedded, r3.reused), (0, 657));
+}
+
+/// Copies the shared bundled store so a test may damage it.
+fn damaged_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = bundled_store();
+    let m = index::read_manifest(src).unwrap();
+    let dst = dir.path().join("store");
+    fs::create_dir_all(dst.join(&m.generation)).unwrap();
+    fs::copy(src.join("manifest.json"), dst.join("manifest.json")).unwrap();
+    for f in m.files.keys() {
+        fs::copy(
+            src.join(&m.generation).join(f),
+            dst.join(&m.generation).join(f),
+        )
+        .unwrap();
+    }
+    let gen = dst.join(&m.generation);
+    (dir, gen)
+}
+
+fn open_err(gen: &Path) -> String {
+    match Store::open(gen.parent().unwrap()) {
+        Ok(_) => panic!("a damaged store opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn corrupt_truncated_or_foreign_stores_are_refused() {
+    let (_t, gen) = damaged_copy();
+    assert!(Store::open(gen.parent().unwrap()).is_ok());
+
+    let emb = gen.join("embeddings.npy");
+    let bytes = fs::read(&emb).unwrap();
+    fs::write(&emb, &bytes[..bytes.len() - 100]).unwrap();
+    let e = open_err(&gen);
+    assert!(
+        e.contains("embeddings.npy is corrupt or truncated")
+            && e.contains("rebuild with `tweetsim index --store"),
+        "{e}"
+    );
+    fs::write(&emb, &bytes).unwrap();
+
+    let graph = gen.join("graph.hnsw.graph");
+    let mut g = fs::read(&graph).unwrap();
+    g[100] ^= 0xff;
+    fs::write(&graph, &g).unwrap();
+    assert!(open_err(&gen).contains("graph.hnsw.graph is corrupt"));
+    g[100] ^= 0xff;
+    fs::write(&graph, &g).unwrap();
+
+    fs::remove_file(gen.join("tweets.jsonl")).unwrap();
+    assert!(open_err(&gen).contains("tweets.jsonl is missing"));
+
+    let manifest = gen.parent().unwrap().join("manifest.json");
+    let m = fs::read_to_string(&manifest).unwrap();
+    fs::write(
+        &manifest,
+        m.replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .unwrap();
+    assert!(open_err(&gen)
+        .contains("store format version 99 is not the version this tweetsim reads (1)"));
+    fs::write(&manifest, &m[..m.len() / 2]).unwrap();
+    assert!(open_err(&gen).contains("manifest.json is corrupt"));
+    fs::remove_file(&manifest).unwrap();
+    assert!(open_err(&gen).contains("no store here"));
+}
+
+#[test]
+fn a_store_from_another_model_is_refused() {
+    let store = Store::open(bundled_store()).unwrap();
+    let mut other = encoder().identity().clone();
+    store.check_model(&other).unwrap();
+    other.weights_sha256 = "0".repeat(64);
+    let e = store.check_model(&other).unwrap_err().to_string();
+    assert!(
+        e.contains("built with model sentence-transformers/all-MiniLM-L6-v2")
+            && e.contains("rebuild"),
+        "{e}"
+    );
+    other = encoder().identity().clone();
+    other.dim = 768;
+    assert!(store.check_model(&other).is_err());
+}
+
+/// Searches that identify a store's content: top-5 rows of a few fixed tweets.
+fn fingerprint(dir: &Path) -> (usize, Vec<Vec<u64>>) {
+    let s = Store::open(dir).unwrap();
+    let probes = [0usize, 100, 300, 600];
+    let answers = probes
+        .iter()
+        .map(|&r| {
+            s.search(s.vector(r), 5, &Filter::default(), None)
+                .unwrap()
+                .iter()
+                .map(|h| s.tweets()[h.row].id)
+                .collect()
+        })
+        .collect();
+    (s.tweets().len(), answers)
+}
+
+#[test]
+fn killing_index_at_any_moment_leaves_a_usable_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, _new) = corpus_pair(dir.path());
+    let store = dir.path().join("store");
+    index::build(&store, &old, encoder(), HnswParams::default(), |_, _| {}).unwrap();
+    let before = fingerprint(&store);
+
+    // Time one full update, then kill updates at points spread over that span.
+    let update = || {
+        let mut c = tweetsim();
+        c.args(["index", "--quiet", "--corpus"])
+            .arg(dir.path().join("new.jsonl"))
+            .arg("--store")
+            .arg(&store);
+        c
+    };
+    let started = std::time::Instant::now();
+    assert!(update().status().unwrap().success());
+    let span = started.elapsed();
+    let after_fp = fingerprint(&store);
+    assert_eq!(after_fp.0, 657);
+    // Roll back to the old content for the kill runs.
+    index::build(&store, &old, encoder(), HnswParams::default(), |_, _| {}).unwrap();
+    assert_eq!(fingerprint(&store), before);
+
+    let mut saw_old = 0;
+    for i in 0..8u32 {
+        let mut child = update().spawn().unwrap();
+        std::thread::sleep(span * i / 8);
+        let _ = child.kill();
+        let _ = child.wait();
+        let fp = fingerprint(&store);
+        if fp == before {
+            saw_old += 1;
+        } else {
+            assert_eq!(
+                fp, after_fp,
+                "kill {i}: the store is neither the old nor the new one"
+            );
+            index::build(&store, &old, encoder(), HnswParams::default(), |_, _| {}).unwrap();
+        }
+    }
+    assert!(saw_old > 0, "no kill landed before the update finished");
+}
