@@ -17,15 +17,21 @@ pub fn data(rel: &str) -> PathBuf {
     repo().join("tests/data").join(rel)
 }
 
-/// The real all-MiniLM-L6-v2, found (or fetched) the way the binary does.
+/// The real all-MiniLM-L6-v2, shared by the tests that only embed.
 pub fn encoder() -> &'static Encoder {
     static ENCODER: OnceLock<Encoder> = OnceLock::new();
-    ENCODER.get_or_init(|| {
-        let files = Resolver::from_env(Some(repo().join("models")))
-            .resolve(DEFAULT_MODEL)
-            .expect("the model resolves (fetched into models/ on first use)");
-        Encoder::load(&files).expect("the model loads")
-    })
+    ENCODER.get_or_init(load_encoder)
+}
+
+/// A new encoder instance, found (or fetched) the way the binary does.
+pub fn load_encoder() -> Encoder {
+    // One resolution at a time: the first may fetch the model into models/.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    let files = Resolver::from_env(Some(repo().join("models")))
+        .resolve(DEFAULT_MODEL)
+        .expect("the model resolves (fetched into models/ on first use)");
+    Encoder::load(&files).expect("the model loads")
 }
 
 /// A store of the bundled corpus, built once per test run; tests only read it.

@@ -116,16 +116,19 @@ fn reindexing_embeds_only_new_tweets_and_matches_a_fresh_build() {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = corpus_pair(dir.path());
     let store = dir.path().join("store");
-    let enc = encoder();
+    // A private encoder, so its own counter sees only this test's texts.
+    let enc = &crate::common::load_encoder();
     let r1 = index::build(&store, &old, enc, HnswParams::default(), |_, _| {}).unwrap();
     assert_eq!((r1.tweets, r1.embedded, r1.reused), (652, 652, 0));
+    assert_eq!(enc.texts_encoded(), 652);
 
-    let before = enc.texts_encoded();
     let r2 = index::build(&store, &new, enc, HnswParams::default(), |_, _| {}).unwrap();
     assert_eq!((r2.tweets, r2.embedded, r2.reused), (657, 5, 652));
-    // Counted by the encoder itself; other tests share it, so allow for their texts too
-    // only if they ran concurrently: at least the 5 new ones went through.
-    assert!(enc.texts_encoded() - before >= 5);
+    assert_eq!(
+        enc.texts_encoded(),
+        657,
+        "only the 5 new tweets went through the encoder"
+    );
 
     let updated = Store::open(&store).unwrap();
     let fresh = Store::open(bundled_store()).unwrap();
@@ -165,6 +168,7 @@ fn reindexing_embeds_only_new_tweets_and_matches_a_fresh_build() {
     // Unchanged corpus: nothing is embedded.
     let r3 = index::build(&store, &new, enc, HnswParams::default(), |_, _| {}).unwrap();
     assert_eq!((r3.embedded, r3.reused), (0, 657));
+    assert_eq!(enc.texts_encoded(), 657);
 }
 
 /// Copies the shared bundled store so a test may damage it.
