@@ -11,5 +11,7 @@ mod error;
 pub mod fsutil;
 pub mod index;
 pub mod npy;
+pub mod report;
+pub mod topics;
 
 pub use error::{Error, Result};

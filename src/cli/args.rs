@@ -72,6 +72,8 @@ pub enum Command {
     },
     /// Find the tweets most similar to a text or to a tweet of the corpus.
     Similar(SimilarArgs),
+    /// Group the tweets into topics and report size, dates, engagement, keywords and examples.
+    Topics(TopicsArgs),
     /// Write the corpus embeddings as FILE.npy (float32 rows × dim) and FILE.ids.
     Embed {
         #[command(flatten)]
@@ -128,6 +130,29 @@ pub struct SimilarArgs {
     /// One JSON object per result line.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    /// Smallest group of similar tweets that makes a topic.
+    #[arg(long, default_value_t = 8)]
+    pub min_size: usize,
+    /// Merge the closest topics until this many remain.
+    #[arg(long)]
+    pub topics: Option<usize>,
+    /// Louvain resolution: higher finds more, smaller topics.
+    #[arg(long, default_value_t = 1.5)]
+    pub resolution: f64,
+    /// Print the report as JSON (topics, hierarchy, and every tweet's topic).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
     #[command(flatten)]
     pub corpus: CorpusArgs,
     #[command(flatten)]

@@ -3,6 +3,7 @@
 pub mod args;
 mod output;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use tweetsim::embed::{Encoder, Resolver};
 use tweetsim::index::{self, Filter, HnswParams, Store};
 use tweetsim::{fsutil, npy};
 
-use args::{Cli, Command, CorpusArgs, Global, SimilarArgs, StoreArgs};
+use args::{Cli, Command, CorpusArgs, Global, SimilarArgs, StoreArgs, TopicsArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Similar(a)) => similar_cmd(g, &a),
         Some(Command::Embed { corpus, out }) => embed_cmd(g, &corpus, &out),
+        Some(Command::Topics(a)) => topics_cmd(g, &a),
     }
 }
 
@@ -135,13 +137,46 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
     }
 }
 
+fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
+    let opts = tweetsim::topics::Options {
+        min_size: a.min_size,
+        topics: a.topics,
+        resolution: a.resolution,
+        ..Default::default()
+    };
+    if !(a.resolution > 0.0 && a.resolution.is_finite()) {
+        bail!(
+            "--resolution must be a positive number, not {}",
+            a.resolution
+        );
+    }
+    let dir = store_dir(&a.corpus, &a.store, &g.model)?;
+    let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut None)?;
+    let topics = tweetsim::topics::discover(&store, &opts)?;
+    let report = tweetsim::report::Report::new(&store, &topics);
+    if let Some(path) = &a.markdown {
+        fsutil::write_atomic(path, report.to_markdown().as_bytes())?;
+        if !g.quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", report.to_json())?;
+    } else {
+        write!(out, "{}", report.to_text(output::width()))?;
+    }
+    Ok(())
+}
+
 fn embed_cmd(g: &Global, args: &CorpusArgs, out: &Path) -> Result<()> {
     if out.extension().is_none_or(|e| e != "npy") {
         bail!("--out {} must end in .npy", out.display());
     }
     let c = load_corpus(g, args)?;
     let encoder = load_encoder(g)?;
-    let texts: Vec<&str> = c.tweets.iter().map(|t| t.text.as_str()).collect();
+    let inputs: Vec<String> = c.tweets.iter().map(|t| t.embedding_text()).collect();
+    let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let bar = progress_bar(g, texts.len() as u64, "embedding");
     let started = Instant::now();
     let vectors = encoder.embed_with_progress(&texts, |n| bar.inc(n as u64))?;
@@ -228,6 +263,19 @@ fn open_fresh_store(
         Err(_) if !dir.join("manifest.json").exists() => None,
         Err(e) => return Err(e.into()),
     };
+    if let Some(m) = manifest
+        .as_ref()
+        .filter(|m| m.embedding_text != corpus::EMBEDDING_TEXT_POLICY)
+    {
+        bail!(tweetsim::Error::Store {
+            dir: dir.to_path_buf(),
+            msg: format!(
+                "its vectors embed text as '{}', this tweetsim as '{}'",
+                m.embedding_text,
+                corpus::EMBEDDING_TEXT_POLICY
+            ),
+        });
+    }
     // Which corpus the store should reflect: the one named, else the one it was built from.
     let current: Option<Corpus> = match (&manifest, &corpus.corpus) {
         (None, _) | (Some(_), Some(_)) => Some(load_corpus(g, corpus)?),

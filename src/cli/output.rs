@@ -165,7 +165,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// Terminal width, or 100 columns when output is not a terminal.
-fn width() -> usize {
+pub fn width() -> usize {
     terminal_size_width().unwrap_or(100).clamp(60, 160)
 }
 

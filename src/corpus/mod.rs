@@ -43,6 +43,47 @@ pub struct Tweet {
     pub translation: Option<String>,
 }
 
+/// How [`Tweet::embedding_text`] derives the text that is embedded. Stores record it: vectors
+/// made under another policy are not reused.
+pub const EMBEDDING_TEXT_POLICY: &str =
+    "entities decoded; leading reply @handles and t.co links removed (v1)";
+
+impl Tweet {
+    /// The text the encoder sees: the tweet without the `@handle …` prefix that replies carry
+    /// and without t.co links. Both are tokens of no meaning to the model that pull replies to
+    /// the same people (or any two linking tweets) together. Falls back to the full text when
+    /// nothing else is left (a reply that is only a link).
+    pub fn embedding_text(&self) -> String {
+        let mut rest = self.text.trim_start();
+        while let Some(after) = rest.strip_prefix('@') {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if end == 0 {
+                break;
+            }
+            rest = after[end..].trim_start();
+        }
+        let mut out = String::with_capacity(rest.len());
+        for (i, line) in rest.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let words: Vec<&str> = line
+                .split(' ')
+                .filter(|w| !w.starts_with("https://t.co/") && !w.starts_with("http://t.co/"))
+                .collect();
+            out.push_str(words.join(" ").trim_end());
+        }
+        let out = out.trim().to_string();
+        if out.is_empty() {
+            self.text.clone()
+        } else {
+            out
+        }
+    }
+}
+
 /// Engagement counts. Formats that lack a count report 0 for it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -343,6 +384,31 @@ mod tests {
             decode_entities("a &amp; b &gt; c &lt; d &#39;"),
             "a & b > c < d '"
         );
+    }
+
+    #[test]
+    fn embedding_text_drops_reply_handles_and_links() {
+        let t = |text: &str| {
+            Tweet {
+                id: 1,
+                num: 1,
+                author: String::new(),
+                date: None,
+                url: String::new(),
+                metrics: Metrics::default(),
+                is_reply: true,
+                text: text.into(),
+                translation: None,
+            }
+            .embedding_text()
+        };
+        assert_eq!(t("@a @b_c yes, see https://t.co/xyz here"), "yes, see here");
+        assert_eq!(
+            t("thanks @a for this\nnext https://t.co/q"),
+            "thanks @a for this\nnext"
+        );
+        assert_eq!(t("@a https://t.co/xyz"), "@a https://t.co/xyz");
+        assert_eq!(t("@ what"), "@ what");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{Corpus, Format, Tweet};
+use crate::corpus::{Corpus, Format, Tweet, EMBEDDING_TEXT_POLICY};
 use crate::embed::{Encoder, ModelIdentity};
 use crate::error::{Error, Result};
 use crate::{fsutil, npy};
@@ -45,6 +45,8 @@ pub struct Manifest {
     /// Folder of the current generation, relative to the store.
     pub generation: String,
     pub model: ModelIdentity,
+    /// How tweet text became encoder input ([`EMBEDDING_TEXT_POLICY`]).
+    pub embedding_text: String,
     pub corpus: CorpusInfo,
     pub tweets: usize,
     pub hnsw: HnswParams,
@@ -184,29 +186,26 @@ pub fn build(
 
     // Reuse vectors by text hash; an unreadable previous store just means embedding again.
     let mut cache: HashMap<u128, Vec<f32>> = HashMap::new();
-    if previous
-        .as_ref()
-        .is_some_and(|m| &m.model == encoder.identity())
-    {
+    if previous.as_ref().is_some_and(|m| {
+        &m.model == encoder.identity() && m.embedding_text == EMBEDDING_TEXT_POLICY
+    }) {
         if let Ok(old) = Store::open(dir) {
             for (t, v) in old.tweets.iter().zip(old.vectors.chunks_exact(dim)) {
-                cache.insert(text_key(&t.text), v.to_vec());
+                cache.insert(text_key(&t.embedding_text()), v.to_vec());
             }
         }
     }
     let n = corpus.tweets.len();
     let mut vectors = vec![0f32; n * dim];
     let mut missing: Vec<usize> = Vec::new();
-    for (row, t) in corpus.tweets.iter().enumerate() {
-        match cache.get(&text_key(&t.text)) {
+    let inputs: Vec<String> = corpus.tweets.iter().map(Tweet::embedding_text).collect();
+    for (row, text) in inputs.iter().enumerate() {
+        match cache.get(&text_key(text)) {
             Some(v) => vectors[row * dim..(row + 1) * dim].copy_from_slice(v),
             None => missing.push(row),
         }
     }
-    let texts: Vec<&str> = missing
-        .iter()
-        .map(|&r| corpus.tweets[r].text.as_str())
-        .collect();
+    let texts: Vec<&str> = missing.iter().map(|&r| inputs[r].as_str()).collect();
     let mut done = 0;
     let fresh = encoder.embed_with_progress(&texts, |b| {
         done += b;
@@ -260,6 +259,7 @@ pub fn build(
         format_version: FORMAT_VERSION,
         generation: generation.clone(),
         model: encoder.identity().clone(),
+        embedding_text: EMBEDDING_TEXT_POLICY.to_string(),
         corpus: CorpusInfo {
             source: corpus.source.clone(),
             format: corpus.format,
@@ -416,26 +416,43 @@ impl Store {
         exclude: Option<usize>,
     ) -> Result<Vec<Hit>> {
         self.check_query(query, k)?;
+        if filter.is_empty() && exclude.is_none() {
+            return Ok(self.search_where(query, k, None));
+        }
         let allowed = |row: usize| Some(row) != exclude && filter.accepts(&self.tweets[row]);
-        let unfiltered = filter.is_empty() && exclude.is_none();
-        let n_allowed = if unfiltered {
-            self.tweets.len()
-        } else {
-            (0..self.tweets.len()).filter(|&r| allowed(r)).count()
+        Ok(self.search_where(query, k, Some(&allowed)))
+    }
+
+    /// The `k` nearest rows to `row` among those `keep` accepts (never `row` itself).
+    pub fn neighbors(&self, row: usize, k: usize, keep: &dyn Fn(usize) -> bool) -> Vec<Hit> {
+        let allowed = |r: usize| r != row && keep(r);
+        self.search_where(self.vector(row), k, Some(&allowed))
+    }
+
+    fn search_where(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&dyn Fn(usize) -> bool>,
+    ) -> Vec<Hit> {
+        let n = self.tweets.len();
+        let n_allowed = match allowed {
+            None => n,
+            Some(f) => (0..n).filter(|&r| f(r)).count(),
         };
         let want = k.min(n_allowed);
-        // Below ~10% of the rows, a filtered graph walk visits mostly rejected nodes.
-        if n_allowed * 10 < self.tweets.len() {
-            return Ok(self.scan(query, want, allowed));
-        }
-        let ef = self.manifest.hnsw.ef_search;
-        let found = if unfiltered {
-            self.graph.search(query, want, ef, None)
-        } else {
-            self.graph.search(query, want, ef, Some(&allowed))
+        let scan = |allowed: Option<&dyn Fn(usize) -> bool>| {
+            self.scan(query, want, |r| allowed.is_none_or(|f| f(r)))
         };
+        // Below ~10% of the rows, a filtered graph walk visits mostly rejected nodes.
+        if n_allowed * 10 < n {
+            return scan(allowed);
+        }
+        let found = self
+            .graph
+            .search(query, want, self.manifest.hnsw.ef_search, allowed);
         if found.len() < want {
-            return Ok(self.scan(query, want, allowed));
+            return scan(allowed);
         }
         let mut hits: Vec<Hit> = found
             .into_iter()
@@ -446,7 +463,7 @@ impl Store {
             .collect();
         sort_hits(&mut hits);
         hits.truncate(want);
-        Ok(hits)
+        hits
     }
 
     /// Exact search over every row: the ground truth the graph is measured against.

@@ -6,3 +6,4 @@ mod common;
 mod corpus;
 mod fidelity;
 mod store;
+mod topics;
