@@ -8,8 +8,8 @@
 //! 3. Communities of at least `min_size` tweets become topics; the tweets of smaller ones and
 //!    the set-aside tweets join the topic whose centroid is nearest when their cosine to it is
 //!    at least `assign_threshold`, and stay unassigned otherwise.
-//! 4. Topics are merged closest-first (centroid cosine), which gives the hierarchy and, with
-//!    `topics = Some(n)`, exactly n topics.
+//! 4. Topics are merged pairwise by Ward's criterion (least added variance), which gives the
+//!    hierarchy and, with `topics = Some(n)`, exactly n topics.
 //! 5. Keywords come from c-TF-IDF over each topic's core tweets (those that formed it), and the
 //!    representatives are the core tweets nearest its centroid.
 //!
@@ -66,7 +66,7 @@ pub struct Topics {
     pub set_aside: usize,
     /// Topics found before any merging.
     pub discovered: usize,
-    /// Merges of the discovered topics, closest first, down to one (ids as in scipy's linkage:
+    /// Merges of the discovered topics (Ward's criterion), down to one (ids as in scipy's linkage:
     /// discovered topics are 0..discovered, merge i creates id discovered + i).
     pub hierarchy: Vec<MergeStep>,
 }
@@ -181,16 +181,19 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
             .collect()
     });
     while nodes.len() > 1 {
-        let mut best = (0, 1, f32::MIN);
+        // Ward's criterion: the merge that adds the least within-topic variance. Plain centroid
+        // similarity would chain everything into one growing topic.
+        let mut best = (0, 1, f32::MAX);
         for a in 0..nodes.len() {
             for b in a + 1..nodes.len() {
-                let s = cosine(&nodes[a].2, &nodes[b].2);
-                if s > best.2 {
-                    best = (a, b, s);
+                let cost = ward_cost(&nodes[a], &nodes[b]);
+                if cost < best.2 {
+                    best = (a, b, cost);
                 }
             }
         }
-        let (a, b, s) = best;
+        let (a, b, _) = best;
+        let s = cosine(&nodes[a].2, &nodes[b].2);
         let (id_b, rows_b, sum_b) = nodes.remove(b);
         let parts_b = parts.remove(b);
         let into = discovered + hierarchy.len();
@@ -292,6 +295,17 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
         discovered,
         hierarchy,
     })
+}
+
+/// Increase of the within-topic sum of squares when merging two topics (rows, vector sum).
+fn ward_cost(a: &(usize, Vec<usize>, Vec<f32>), b: &(usize, Vec<usize>, Vec<f32>)) -> f32 {
+    let (na, nb) = (a.1.len() as f32, b.1.len() as f32);
+    let dist2: f32 =
+        a.2.iter()
+            .zip(&b.2)
+            .map(|(x, y)| (x / na - y / nb).powi(2))
+            .sum();
+    na * nb / (na + nb) * dist2
 }
 
 fn normalized(mut v: Vec<f32>) -> Vec<f32> {
