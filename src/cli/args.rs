@@ -153,6 +153,9 @@ pub struct TopicsArgs {
     /// Also write the report as Markdown to FILE.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub corpus: CorpusArgs,
     #[command(flatten)]

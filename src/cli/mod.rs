@@ -160,6 +160,12 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
             eprintln!("wrote {}", path.display());
         }
     }
+    if let Some(path) = &a.html {
+        fsutil::write_atomic(path, report.to_html(&store, &topics).as_bytes())?;
+        if !g.quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", report.to_json())?;

@@ -378,6 +378,11 @@ impl Store {
         self.rows_by_id.get(&id).copied()
     }
 
+    /// All vectors, row-major (`tweets().len() × dim()`).
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
+    }
+
     pub fn vector(&self, row: usize) -> &[f32] {
         let d = self.dim();
         &self.vectors[row * d..(row + 1) * d]

@@ -195,3 +195,35 @@ fn text_and_markdown_reports() {
     assert!(md.starts_with("# Topics of data/karpathy-2022.txt"));
     assert_eq!(md.matches("\n## ").count(), 6);
 }
+
+#[test]
+fn html_page_is_self_contained_with_every_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("topics.html");
+    let (code, _, err) = run(&[
+        "topics",
+        "--html",
+        page.to_str().unwrap(),
+        "--store",
+        &bundled_store().display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(page).unwrap();
+    for id in [
+        "chart-sizes",
+        "chart-timeline",
+        "chart-map",
+        "chart-engagement",
+    ] {
+        assert!(html.contains(&format!("<svg id=\"{id}\"")), "no {id}");
+    }
+    // One point per tweet, each with the tweet as its hover text.
+    assert_eq!(html.matches("<circle class=\"pt\"").count(), 657);
+    assert!(html.contains("It’s been a great pleasure to help Tesla towards its goals"));
+    // Nothing is loaded from elsewhere: no external scripts, styles, images or fonts.
+    for bad in ["<script src", "<link", "@import", "<img", "url(", "<iframe"] {
+        assert!(!html.contains(bad), "page loads something: {bad}");
+    }
+    // Tweet text is escaped, not interpreted.
+    assert!(!html.contains("<3") || html.contains("&lt;3"));
+}

@@ -1,5 +1,8 @@
 //! Topic reports: per-topic figures (size, dates, months, engagement, keywords, examples)
-//! gathered once into [`Report`], then rendered as JSON, terminal text or Markdown.
+//! gathered once into [`Report`], then rendered as JSON, terminal text, Markdown or HTML.
+
+mod html;
+pub mod projection;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -173,6 +176,11 @@ impl Report {
                 .map(|(t, a)| (t.id.to_string(), a.map_or(-1, |a| a as i64)))
                 .collect(),
         }
+    }
+
+    /// One self-contained page with the charts and tables; needs the store for the map.
+    pub fn to_html(&self, store: &Store, topics: &Topics) -> String {
+        html::render(self, store, topics)
     }
 
     pub fn to_json(&self) -> String {
