@@ -141,7 +141,7 @@ pub struct TopicsArgs {
     /// Smallest group of similar tweets that makes a topic.
     #[arg(long, default_value_t = 8)]
     pub min_size: usize,
-    /// Merge the closest topics until this many remain.
+    /// Merge the closest topics until this many remain [default: at most 50].
     #[arg(long)]
     pub topics: Option<usize>,
     /// Louvain resolution: higher finds more, smaller topics.

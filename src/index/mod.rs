@@ -104,6 +104,35 @@ impl Filter {
     }
 }
 
+/// A subset of a store's rows, with its size known up front (so searches restricted to it
+/// need not count it again for every query).
+#[derive(Debug, Clone)]
+pub struct RowSet {
+    mask: Vec<bool>,
+    len: usize,
+}
+
+impl RowSet {
+    /// The rows `0..n` for which `keep` holds.
+    pub fn new(n: usize, keep: impl Fn(usize) -> bool) -> RowSet {
+        let mask: Vec<bool> = (0..n).map(keep).collect();
+        let len = mask.iter().filter(|&&m| m).count();
+        RowSet { mask, len }
+    }
+
+    pub fn contains(&self, row: usize) -> bool {
+        self.mask.get(row).copied().unwrap_or(false)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// One search result: a row of the store and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
@@ -215,6 +244,49 @@ pub fn build(
         vectors[row * dim..(row + 1) * dim].copy_from_slice(v);
     }
 
+    commit(dir, previous, corpus, &vectors, encoder.identity(), params)?;
+    Ok(BuildReport {
+        tweets: n,
+        embedded: missing.len(),
+        reused: n - missing.len(),
+    })
+}
+
+/// Builds a store from vectors computed elsewhere (a GPU run, a benchmark's synthetic set):
+/// row i of `vectors` (row-major, `model.dim` wide) belongs to `corpus.tweets[i]`.
+pub fn build_from_vectors(
+    dir: &Path,
+    corpus: &Corpus,
+    vectors: &[f32],
+    model: &ModelIdentity,
+    params: HnswParams,
+) -> Result<()> {
+    let n = corpus.tweets.len();
+    if vectors.len() != n * model.dim {
+        return Err(Error::Invalid(format!(
+            "{} vector values for {n} tweets of dimension {}: expected {}",
+            vectors.len(),
+            model.dim,
+            n * model.dim
+        )));
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let _lock = lock(dir)?;
+    let previous = read_manifest(dir).ok();
+    commit(dir, previous, corpus, vectors, model, params)
+}
+
+/// Writes a new generation, then points the manifest at it (the atomic step), then removes
+/// generations no reader can still be using. The caller holds the lock.
+fn commit(
+    dir: &Path,
+    previous: Option<Manifest>,
+    corpus: &Corpus,
+    vectors: &[f32],
+    model: &ModelIdentity,
+    params: HnswParams,
+) -> Result<()> {
+    let (n, dim) = (corpus.tweets.len(), model.dim);
     // A new generation, complete and synced before the manifest names it.
     let generation = format!(
         "gen-{}-{}",
@@ -238,12 +310,10 @@ pub fn build(
         }
         Ok(())
     })?;
-    write(EMBEDDINGS, &|w| {
-        npy::write(&mut NpyOut(w), &vectors, n, dim)
-    })?;
+    write(EMBEDDINGS, &|w| npy::write(&mut NpyOut(w), vectors, n, dim))?;
     let mut names = vec![TWEETS.to_string(), EMBEDDINGS.to_string()];
     names.extend(
-        graph::build_and_dump(&vectors, dim, params, &gen_dir).map_err(|m| Error::store(dir, m))?,
+        graph::build_and_dump(vectors, dim, params, &gen_dir).map_err(|m| Error::store(dir, m))?,
     );
     let mut files = BTreeMap::new();
     for name in &names {
@@ -258,7 +328,7 @@ pub fn build(
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         generation: generation.clone(),
-        model: encoder.identity().clone(),
+        model: model.clone(),
         embedding_text: EMBEDDING_TEXT_POLICY.to_string(),
         corpus: CorpusInfo {
             source: corpus.source.clone(),
@@ -286,11 +356,7 @@ pub fn build(
             }
         }
     }
-    Ok(BuildReport {
-        tweets: n,
-        embedded: missing.len(),
-        reused: n - missing.len(),
-    })
+    Ok(())
 }
 
 impl Store {
@@ -425,39 +491,51 @@ impl Store {
             return Ok(self.search_where(query, k, None));
         }
         let allowed = |row: usize| Some(row) != exclude && filter.accepts(&self.tweets[row]);
-        Ok(self.search_where(query, k, Some(&allowed)))
+        let count = (0..self.tweets.len()).filter(|&r| allowed(r)).count();
+        Ok(self.search_where(query, k, Some((&allowed, count))))
     }
 
-    /// The `k` nearest rows to `row` among those `keep` accepts (never `row` itself).
-    pub fn neighbors(&self, row: usize, k: usize, keep: &dyn Fn(usize) -> bool) -> Vec<Hit> {
-        let allowed = |r: usize| r != row && keep(r);
-        self.search_where(self.vector(row), k, Some(&allowed))
+    /// The `k` nearest rows to `row` within `among` (never `row` itself).
+    pub fn neighbors(&self, row: usize, k: usize, among: &RowSet) -> Vec<Hit> {
+        let allowed = |r: usize| r != row && among.contains(r);
+        // When most rows are in the set, an unfiltered walk for a few extra hits is cheaper
+        // than a filtered one; fall back to the filtered walk when too few survive.
+        if among.len() * 4 >= self.tweets.len() * 3 {
+            let mut hits = self.search_where(self.vector(row), k + k / 2 + 2, None);
+            hits.retain(|h| allowed(h.row));
+            if hits.len() >= k {
+                hits.truncate(k);
+                return hits;
+            }
+        }
+        let count = among.len() - usize::from(among.contains(row));
+        self.search_where(self.vector(row), k, Some((&allowed, count)))
     }
 
+    /// Graph search restricted to rows `allowed` accepts (`count` of them), falling back to an
+    /// exact scan when the graph walk could come back short.
     fn search_where(
         &self,
         query: &[f32],
         k: usize,
-        allowed: Option<&dyn Fn(usize) -> bool>,
+        allowed: Option<(&dyn Fn(usize) -> bool, usize)>,
     ) -> Vec<Hit> {
         let n = self.tweets.len();
-        let n_allowed = match allowed {
-            None => n,
-            Some(f) => (0..n).filter(|&r| f(r)).count(),
+        let (pred, n_allowed) = match allowed {
+            None => (None, n),
+            Some((f, count)) => (Some(f), count),
         };
         let want = k.min(n_allowed);
-        let scan = |allowed: Option<&dyn Fn(usize) -> bool>| {
-            self.scan(query, want, |r| allowed.is_none_or(|f| f(r)))
-        };
+        let scan = || self.scan(query, want, |r| pred.is_none_or(|f| f(r)));
         // Below ~10% of the rows, a filtered graph walk visits mostly rejected nodes.
         if n_allowed * 10 < n {
-            return scan(allowed);
+            return scan();
         }
         let found = self
             .graph
-            .search(query, want, self.manifest.hnsw.ef_search, allowed);
+            .search(query, want, self.manifest.hnsw.ef_search, pred);
         if found.len() < want {
-            return scan(allowed);
+            return scan();
         }
         let mut hits: Vec<Hit> = found
             .into_iter()

@@ -57,26 +57,51 @@ fn section(h: &mut String, title: &str, note: &str) {
 
 fn sizes_chart(h: &mut String, r: &Report) {
     section(h, "Topic sizes", "Tweets per topic; hover for the share.");
+    let bars: Vec<Bar> = r
+        .topics
+        .iter()
+        .map(|t| Bar {
+            topic: t.id,
+            label: format!("{}. {}", t.id, t.label),
+            value: t.size as f64,
+            tooltip: format!("{} tweets ({:.1}%)", t.size, 100.0 * t.share),
+            caption: t.size.to_string(),
+        })
+        .collect();
+    bar_chart(h, "chart-sizes", &bars, 60.0);
+}
+
+/// One bar of a horizontal bar chart.
+struct Bar {
+    topic: usize,
+    label: String,
+    value: f64,
+    tooltip: String,
+    caption: String,
+}
+
+/// Horizontal bars, one row per topic, scaled to the largest value; `caption_room` is the width
+/// kept free right of the longest bar for its caption.
+fn bar_chart(h: &mut String, id: &str, bars: &[Bar], caption_room: f64) {
     let (row, left, width) = (24.0, 300.0, 900.0);
-    let max = r.topics.iter().map(|t| t.size).max().unwrap_or(1) as f64;
-    let height = row * r.topics.len() as f64 + 10.0;
-    let _ = writeln!(h, "<svg id=\"chart-sizes\" class=\"chart\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">");
-    for (i, t) in r.topics.iter().enumerate() {
+    let max = bars.iter().map(|b| b.value).fold(1.0, f64::max);
+    let height = row * bars.len() as f64 + 10.0;
+    let _ = writeln!(h, "<svg id=\"{id}\" class=\"chart\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">");
+    for (i, b) in bars.iter().enumerate() {
         let y = i as f64 * row + 4.0;
-        let w = (width - left - 60.0) * t.size as f64 / max;
+        let w = (width - left - caption_room) * b.value / max;
         let _ = writeln!(
             h,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>{} tweets ({:.1}%)</title></rect><text x=\"{:.1}\" y=\"{}\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>{}</title></rect><text x=\"{:.1}\" y=\"{}\">{}</text>",
             left - 8.0,
             y + 15.0,
-            text(&format!("{}. {}", t.id, t.label)),
+            text(&b.label),
             row - 6.0,
-            color(t.id),
-            t.size,
-            100.0 * t.share,
+            color(b.topic),
+            text(&b.tooltip),
             left + w + 6.0,
             y + 15.0,
-            t.size
+            text(&b.caption)
         );
     }
     h.push_str("</svg></section>\n");
@@ -197,32 +222,21 @@ fn engagement_chart(h: &mut String, r: &Report) {
         "Engagement per topic",
         "Median likes per tweet (bar) and total likes (number).",
     );
-    let (row, left, width) = (24.0, 300.0, 900.0);
-    let max = r.topics.iter().map(|t| t.likes_median).fold(1.0, f64::max);
-    let height = row * r.topics.len() as f64 + 10.0;
-    let _ = writeln!(h, "<svg id=\"chart-engagement\" class=\"chart\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">");
-    for (i, t) in r.topics.iter().enumerate() {
-        let y = i as f64 * row + 4.0;
-        let w = (width - left - 160.0) * t.likes_median / max;
-        let _ = writeln!(
-            h,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>median {} likes, total {}; median {} retweets, total {}</title></rect><text x=\"{:.1}\" y=\"{}\">{} median · {} total</text>",
-            left - 8.0,
-            y + 15.0,
-            text(&format!("{}. {}", t.id, t.label)),
-            row - 6.0,
-            color(t.id),
-            t.likes_median,
-            t.likes_total,
-            t.retweets_median,
-            t.retweets_total,
-            left + w + 6.0,
-            y + 15.0,
-            t.likes_median,
-            t.likes_total
-        );
-    }
-    h.push_str("</svg></section>\n");
+    let bars: Vec<Bar> = r
+        .topics
+        .iter()
+        .map(|t| Bar {
+            topic: t.id,
+            label: format!("{}. {}", t.id, t.label),
+            value: t.likes_median,
+            tooltip: format!(
+                "median {} likes, total {}; median {} retweets, total {}",
+                t.likes_median, t.likes_total, t.retweets_median, t.retweets_total
+            ),
+            caption: format!("{} median · {} total", t.likes_median, t.likes_total),
+        })
+        .collect();
+    bar_chart(h, "chart-engagement", &bars, 160.0);
 }
 
 fn topic_tables(h: &mut String, r: &Report) {

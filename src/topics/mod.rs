@@ -21,8 +21,14 @@ pub mod louvain;
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
-use crate::index::{dot, Store};
+use crate::index::{dot, RowSet, Store};
+
+/// Topics kept when `--topics` is not given: a report of hundreds of topics describes nothing,
+/// and large archives produce that many communities.
+pub const MAX_TOPICS: usize = 50;
 
 /// Tuning of topic discovery; [`Options::default`] is what the CLI uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +43,7 @@ pub struct Options {
     pub min_words: usize,
     /// Cosine to a topic centroid needed to join it after the fact.
     pub assign_threshold: f32,
-    /// Merge down to this many topics.
+    /// Merge down to this many topics [default: at most `MAX_TOPICS`].
     pub topics: Option<usize>,
 }
 
@@ -105,12 +111,14 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
     }
     let tweets = store.tweets();
     let n = tweets.len();
+    let min_size = opts.min_size;
     let dim = store.dim();
     let is_core: Vec<bool> = tweets
         .iter()
         .map(|t| keywords::content_words(&t.embedding_text()) >= opts.min_words)
         .collect();
     let core_rows: Vec<usize> = (0..n).filter(|&r| is_core[r]).collect();
+    let core_set = RowSet::new(n, |r| is_core[r]);
     if core_rows.is_empty() {
         return Err(Error::Invalid(
             "no tweet has enough words to form topics".into(),
@@ -120,9 +128,15 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
     // The k-nearest-neighbour graph over core tweets, symmetric, weighted by cosine.
     let index_of: BTreeMap<usize, usize> =
         core_rows.iter().enumerate().map(|(i, &r)| (r, i)).collect();
+    // Queries run in parallel; each one's answer does not depend on the others or on the
+    // thread that ran it, and they are combined in row order.
+    let knn: Vec<Vec<crate::index::Hit>> = core_rows
+        .par_iter()
+        .map(|&r| store.neighbors(r, opts.neighbors, &core_set))
+        .collect();
     let mut edges: BTreeMap<(usize, usize), f64> = BTreeMap::new();
-    for (i, &r) in core_rows.iter().enumerate() {
-        for h in store.neighbors(r, opts.neighbors, &|x| is_core[x]) {
+    for (i, hits) in knn.into_iter().enumerate() {
+        for h in hits {
             let j = index_of[&h.row];
             let key = (i.min(j), i.max(j));
             let w = f64::from(h.score.max(0.0));
@@ -144,13 +158,12 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
     }
     let mut cores: Vec<Vec<usize>> = groups
         .into_values()
-        .filter(|g| g.len() >= opts.min_size)
+        .filter(|g| g.len() >= min_size)
         .collect();
     cores.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
     if cores.is_empty() {
         return Err(Error::Invalid(format!(
-            "no group of at least {} similar tweets (--min-size) among {n} tweets",
-            opts.min_size
+            "no group of at least {min_size} similar tweets (--min-size) among {n} tweets"
         )));
     }
     let discovered = cores.len();
@@ -164,61 +177,78 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
         s
     };
 
-    // Merge closest-first all the way down to record the hierarchy; apply what --topics asks.
-    let mut nodes: Vec<(usize, Vec<usize>, Vec<f32>)> = cores
-        .iter()
-        .enumerate()
-        .map(|(i, rows)| (i, rows.clone(), sum_of(rows)))
-        .collect();
-    let keep = opts.topics.unwrap_or(discovered).min(discovered);
-    let mut hierarchy = Vec::new();
+    // Merge all the way down to record the hierarchy; keep the partition --topics asks for
+    // (by default at most MAX_TOPICS). Topics keep fixed slots; `best[x]` caches each slot's
+    // cheapest partner, so a merge recomputes only the rows it touched.
+    let keep = opts.topics.unwrap_or(MAX_TOPICS).min(discovered);
+    let mut rows: Vec<Vec<usize>> = cores.clone();
+    let mut sums: Vec<Vec<f32>> = cores.iter().map(|r| sum_of(r)).collect();
     let mut parts: Vec<Vec<usize>> = (0..discovered).map(|i| vec![i]).collect();
-    let mut applied: Option<Vec<(Vec<usize>, Vec<usize>)>> = (keep == discovered).then(|| {
-        nodes
-            .iter()
-            .zip(&parts)
-            .map(|(n, p)| (n.1.clone(), p.clone()))
+    let mut ids: Vec<usize> = (0..discovered).collect();
+    let mut alive = vec![true; discovered];
+    let cost = |rows: &[Vec<usize>], sums: &[Vec<f32>], a: usize, b: usize| {
+        ward_cost(rows[a].len(), &sums[a], rows[b].len(), &sums[b])
+    };
+    let row_best = |rows: &[Vec<usize>], sums: &[Vec<f32>], alive: &[bool], x: usize| {
+        let mut best = (f32::MAX, usize::MAX);
+        for y in (0..alive.len()).filter(|&y| y != x && alive[y]) {
+            let c = cost(rows, sums, x, y);
+            if c < best.0 {
+                best = (c, y);
+            }
+        }
+        best
+    };
+    let mut best: Vec<(f32, usize)> = (0..discovered)
+        .map(|x| row_best(&rows, &sums, &alive, x))
+        .collect();
+    let snapshot = |rows: &[Vec<usize>],
+                    parts: &[Vec<usize>],
+                    alive: &[bool]|
+     -> Vec<(Vec<usize>, Vec<usize>)> {
+        (0..alive.len())
+            .filter(|&x| alive[x])
+            .map(|x| (rows[x].clone(), parts[x].clone()))
             .collect()
-    });
-    while nodes.len() > 1 {
-        // Ward's criterion: the merge that adds the least within-topic variance. Plain centroid
-        // similarity would chain everything into one growing topic.
-        let mut best = (0, 1, f32::MAX);
-        for a in 0..nodes.len() {
-            for b in a + 1..nodes.len() {
-                let cost = ward_cost(&nodes[a], &nodes[b]);
-                if cost < best.2 {
-                    best = (a, b, cost);
+    };
+    let mut applied = (keep == discovered).then(|| snapshot(&rows, &parts, &alive));
+    let mut hierarchy = Vec::new();
+    for remaining in (1..discovered).rev() {
+        let x = (0..discovered)
+            .filter(|&x| alive[x])
+            .min_by(|&p, &q| best[p].0.total_cmp(&best[q].0).then(p.cmp(&q)))
+            .expect("at least two topics remain");
+        let (a, b) = (x.min(best[x].1), x.max(best[x].1));
+        let into = discovered + hierarchy.len();
+        hierarchy.push(MergeStep {
+            a: ids[a],
+            b: ids[b],
+            into,
+            similarity: cosine(&sums[a], &sums[b]),
+        });
+        ids[a] = into;
+        let moved = std::mem::take(&mut rows[b]);
+        rows[a].extend(moved);
+        rows[a].sort_unstable();
+        let moved = std::mem::take(&mut sums[b]);
+        sums[a].iter_mut().zip(&moved).for_each(|(x, y)| *x += y);
+        let moved = std::mem::take(&mut parts[b]);
+        parts[a].extend(moved);
+        parts[a].sort_unstable();
+        alive[b] = false;
+        best[a] = row_best(&rows, &sums, &alive, a);
+        for y in (0..discovered).filter(|&y| alive[y] && y != a) {
+            if best[y].1 == a || best[y].1 == b {
+                best[y] = row_best(&rows, &sums, &alive, y);
+            } else {
+                let c = cost(&rows, &sums, y, a);
+                if c < best[y].0 || (c == best[y].0 && a < best[y].1) {
+                    best[y] = (c, a);
                 }
             }
         }
-        let (a, b, _) = best;
-        let s = cosine(&nodes[a].2, &nodes[b].2);
-        let (id_b, rows_b, sum_b) = nodes.remove(b);
-        let parts_b = parts.remove(b);
-        let into = discovered + hierarchy.len();
-        hierarchy.push(MergeStep {
-            a: nodes[a].0,
-            b: id_b,
-            into,
-            similarity: s,
-        });
-        nodes[a].0 = into;
-        nodes[a].1.extend(rows_b);
-        nodes[a].1.sort_unstable();
-        for (x, y) in nodes[a].2.iter_mut().zip(&sum_b) {
-            *x += y;
-        }
-        parts[a].extend(parts_b);
-        parts[a].sort_unstable();
-        if nodes.len() == keep && applied.is_none() {
-            applied = Some(
-                nodes
-                    .iter()
-                    .zip(&parts)
-                    .map(|(n, p)| (n.1.clone(), p.clone()))
-                    .collect(),
-            );
+        if remaining == keep {
+            applied = Some(snapshot(&rows, &parts, &alive));
         }
     }
     let mut finals = applied.expect("keep is between 1 and the number of topics");
@@ -297,14 +327,15 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
     })
 }
 
-/// Increase of the within-topic sum of squares when merging two topics (rows, vector sum).
-fn ward_cost(a: &(usize, Vec<usize>, Vec<f32>), b: &(usize, Vec<usize>, Vec<f32>)) -> f32 {
-    let (na, nb) = (a.1.len() as f32, b.1.len() as f32);
-    let dist2: f32 =
-        a.2.iter()
-            .zip(&b.2)
-            .map(|(x, y)| (x / na - y / nb).powi(2))
-            .sum();
+/// Increase of the within-topic sum of squares when merging two topics of `na` and `nb`
+/// tweets whose vectors sum to `sa` and `sb` (Ward's criterion).
+fn ward_cost(na: usize, sa: &[f32], nb: usize, sb: &[f32]) -> f32 {
+    let (na, nb) = (na as f32, nb as f32);
+    let dist2: f32 = sa
+        .iter()
+        .zip(sb)
+        .map(|(x, y)| (x / na - y / nb).powi(2))
+        .sum();
     na * nb / (na + nb) * dist2
 }
 
