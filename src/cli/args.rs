@@ -144,6 +144,13 @@ pub struct TopicsArgs {
     /// Merge the closest topics until this many remain [default: at most 50].
     #[arg(long)]
     pub topics: Option<usize>,
+    /// Guided mode: sort tweets into these comma-separated themes (or "other").
+    #[arg(long, conflicts_with = "themes_file")]
+    pub themes: Option<String>,
+    /// Guided mode with themes from a TOML file: [[theme]] tables with name, optional
+    /// description and seeds (a list of words).
+    #[arg(long, value_name = "FILE")]
+    pub themes_file: Option<PathBuf>,
     /// Louvain resolution: higher finds more, smaller topics.
     #[arg(long, default_value_t = 1.5)]
     pub resolution: f64,

@@ -150,10 +150,29 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
             a.resolution
         );
     }
+    let themes = match (&a.themes, &a.themes_file) {
+        (Some(list), _) => Some(tweetsim::topics::themes::parse_list(list)?),
+        (None, Some(path)) => Some(tweetsim::topics::themes::load_file(path)?),
+        (None, None) => None,
+    };
     let dir = store_dir(&a.corpus, &a.store, &g.model)?;
-    let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut None)?;
-    let topics = tweetsim::topics::discover(&store, &opts)?;
-    let report = tweetsim::report::Report::new(&store, &topics);
+    let mut encoder = None;
+    let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut encoder)?;
+    let (topics, terms) = match &themes {
+        Some(themes) => {
+            let enc = match encoder.take() {
+                Some(e) => e,
+                None => load_encoder(g)?,
+            };
+            tweetsim::topics::themes::assign(&store, &enc, themes)?
+        }
+        None => (tweetsim::topics::discover(&store, &opts)?, Vec::new()),
+    };
+    let mut report = tweetsim::report::Report::new(&store, &topics);
+    report.guided = themes.is_some();
+    for (t, terms) in report.topics.iter_mut().zip(terms) {
+        t.terms = terms;
+    }
     if let Some(path) = &a.markdown {
         fsutil::write_atomic(path, report.to_markdown().as_bytes())?;
         if !g.quiet {

@@ -20,6 +20,15 @@ const PALETTE: [&str; 20] = [
 ];
 const UNASSIGNED: &str = "#d0d0d0";
 
+/// What tweets outside every topic are called.
+fn rest_name(r: &Report) -> &'static str {
+    if r.guided {
+        "other"
+    } else {
+        "unassigned"
+    }
+}
+
 fn color(topic: usize) -> &'static str {
     PALETTE[topic % PALETTE.len()]
 }
@@ -29,11 +38,13 @@ pub fn render(report: &Report, store: &Store, topics: &Topics) -> String {
     let title = format!("Topics of {}", report.corpus);
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{CSS}</style></head>\n<body>\n<h1>{}</h1>\n<p class=\"summary\">{} tweets · {} topics · unassigned: {} ({:.1}%)</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{CSS}</style></head>\n<body>\n<h1>{}</h1>\n<p class=\"summary\">{} tweets · {} {} · {}: {} ({:.1}%)</p>\n",
         text(&title),
         text(&title),
         report.tweets,
         report.topics.len(),
+        if report.guided { "themes" } else { "topics" },
+        rest_name(report),
         report.unassigned,
         100.0 * report.unassigned_share
     );
@@ -182,7 +193,7 @@ fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) {
         let t = &store.tweets()[row];
         let (fill, label) = match topics.assignment[row] {
             Some(k) => (color(k), r.topics[k].label.as_str()),
-            None => (UNASSIGNED, "unassigned"),
+            None => (UNASSIGNED, rest_name(r)),
         };
         let date = t.date.map(|d| d.to_string()).unwrap_or_default();
         let _ = writeln!(
@@ -212,7 +223,8 @@ fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) {
     }
     let _ = writeln!(
         h,
-        "<span><i style=\"background:{UNASSIGNED}\"></i>unassigned</span></p></section>"
+        "<span><i style=\"background:{UNASSIGNED}\"></i>{}</span></p></section>",
+        rest_name(r)
     );
 }
 
@@ -269,15 +281,17 @@ fn topic_tables(h: &mut String, r: &Report) {
                 text(&e.text)
             );
         }
-        let m = &t.most_liked;
-        let _ = writeln!(
-            h,
-            "<li class=\"top\">most liked ({} likes): <a href=\"{}\">{}</a> {}</li></ul>",
-            m.likes,
-            attr(&m.url),
-            text(m.date.as_deref().unwrap_or("-")),
-            text(&m.text)
-        );
+        if let Some(m) = &t.most_liked {
+            let _ = write!(
+                h,
+                "<li class=\"top\">most liked ({} likes): <a href=\"{}\">{}</a> {}</li>",
+                m.likes,
+                attr(&m.url),
+                text(m.date.as_deref().unwrap_or("-")),
+                text(&m.text)
+            );
+        }
+        h.push_str("</ul>\n");
     }
     h.push_str("</section>\n");
 }

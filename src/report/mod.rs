@@ -15,6 +15,8 @@ use crate::topics::Topics;
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub corpus: String,
+    /// Guided themes (tweets outside every theme are "other") rather than discovered topics.
+    pub guided: bool,
     pub tweets: usize,
     pub topics_discovered: usize,
     pub unassigned: usize,
@@ -43,10 +45,14 @@ pub struct TopicReport {
     pub likes_median: f64,
     pub retweets_total: u64,
     pub retweets_median: f64,
-    pub most_liked: Example,
+    /// `None` only for a guided theme no tweet matched.
+    pub most_liked: Option<Example>,
     pub representatives: Vec<Example>,
     /// Discovered topics merged into this one.
     pub parts: Vec<usize>,
+    /// Guided themes: the terms the theme was grounded in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,18 +110,13 @@ impl Report {
                 }
                 let likes: Vec<u64> = ts.iter().map(|t| t.metrics.likes).collect();
                 let rts: Vec<u64> = ts.iter().map(|t| t.metrics.retweets).collect();
-                let most_liked = t
-                    .rows
-                    .iter()
-                    .copied()
-                    .max_by(|&a, &b| {
-                        tweets[a]
-                            .metrics
-                            .likes
-                            .cmp(&tweets[b].metrics.likes)
-                            .then(b.cmp(&a))
-                    })
-                    .expect("topics are never empty");
+                let most_liked = t.rows.iter().copied().max_by(|&a, &b| {
+                    tweets[a]
+                        .metrics
+                        .likes
+                        .cmp(&tweets[b].metrics.likes)
+                        .then(b.cmp(&a))
+                });
                 TopicReport {
                     id,
                     label: t.label.clone(),
@@ -145,15 +146,17 @@ impl Report {
                     likes_median: median(&likes),
                     retweets_total: rts.iter().sum(),
                     retweets_median: median(&rts),
-                    most_liked: example(most_liked),
+                    most_liked: most_liked.map(example),
                     representatives: t.representatives.iter().map(|&r| example(r)).collect(),
                     parts: t.parts.clone(),
+                    terms: Vec::new(),
                 }
             })
             .collect();
         let unassigned = topics.assignment.iter().filter(|a| a.is_none()).count();
         Report {
             corpus: store.manifest().corpus.source.clone(),
+            guided: false,
             tweets: n,
             topics_discovered: topics.discovered,
             unassigned,
@@ -192,10 +195,12 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} topics over {} tweets ({}); unassigned: {} ({:.1}%)\n",
+            "{} {} over {} tweets ({}); {}: {} ({:.1}%)\n",
             self.topics.len(),
+            if self.guided { "themes" } else { "topics" },
             self.tweets,
             self.corpus,
+            if self.guided { "other" } else { "unassigned" },
             self.unassigned,
             100.0 * self.unassigned_share
         );
@@ -226,12 +231,17 @@ impl Report {
             for e in &t.representatives {
                 let _ = writeln!(s, "    · {}", clip(&e.text, width.saturating_sub(6)));
             }
-            let _ = writeln!(
-                s,
-                "    most liked ({}): {}",
-                e_likes(&t.most_liked),
-                clip(&t.most_liked.text, width.saturating_sub(24))
-            );
+            if let Some(m) = &t.most_liked {
+                let _ = writeln!(
+                    s,
+                    "    most liked ({} likes): {}",
+                    m.likes,
+                    clip(&m.text, width.saturating_sub(24))
+                );
+            }
+            if !t.terms.is_empty() {
+                let _ = writeln!(s, "    matched via: {}", t.terms.join(", "));
+            }
             let _ = writeln!(s);
         }
         s
@@ -282,22 +292,19 @@ impl Report {
                     md(&clip(&e.text, 200))
                 );
             }
-            let m = &t.most_liked;
-            let _ = writeln!(
-                s,
-                "\nMost liked ({} likes): [{}]({}) {}",
-                m.likes,
-                m.date.as_deref().unwrap_or("-"),
-                m.url,
-                md(&clip(&m.text, 200))
-            );
+            if let Some(m) = &t.most_liked {
+                let _ = writeln!(
+                    s,
+                    "\nMost liked ({} likes): [{}]({}) {}",
+                    m.likes,
+                    m.date.as_deref().unwrap_or("-"),
+                    m.url,
+                    md(&clip(&m.text, 200))
+                );
+            }
         }
         s
     }
-}
-
-fn e_likes(e: &Example) -> String {
-    format!("{} likes", e.likes)
 }
 
 /// Every month from the store's first to last date, as "YYYY-MM".

@@ -18,6 +18,7 @@
 
 pub mod keywords;
 pub mod louvain;
+pub mod themes;
 
 use std::collections::BTreeMap;
 

@@ -227,3 +227,136 @@ fn html_page_is_self_contained_with_every_chart() {
     // Tweet text is escaped, not interpreted.
     assert!(!html.contains("<3") || html.contains("&lt;3"));
 }
+
+/// The hand labels: (status id, theme or "other").
+fn hand_labels() -> Vec<(String, String)> {
+    let labels = std::fs::read_to_string(crate::common::data("theme-labels.tsv")).unwrap();
+    let labels: Vec<(String, String)> = labels
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[2].to_string())
+        })
+        .collect();
+    assert_eq!(labels.len(), 120);
+    labels
+}
+
+/// `tweetsim topics --json ARGS` on the shared store.
+fn topics_report(args: &[&str]) -> Value {
+    let store = bundled_store().display().to_string();
+    let mut all = vec!["topics", "--json", "--store", &store];
+    all.extend_from_slice(args);
+    let (code, out, err) = run(&all);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Precision, recall and F1 of "predicted == name" against "label == name".
+fn prf(
+    labels: &[(String, String)],
+    name: &str,
+    predicted_is: impl Fn(&str) -> bool,
+) -> (f64, f64, f64) {
+    let count = |want_label: bool, want_pred: bool| {
+        labels
+            .iter()
+            .filter(|(id, l)| (l == name) == want_label && predicted_is(id) == want_pred)
+            .count() as f64
+    };
+    let (tp, fp, fn_) = (count(true, true), count(false, true), count(true, false));
+    let p = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
+    let r = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 };
+    let f = if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    };
+    (p, r, f)
+}
+
+/// Per-theme (precision, recall, F1) of a guided run against the hand labels.
+fn theme_scores(args: &[&str]) -> Vec<(String, f64, f64, f64)> {
+    let v = topics_report(args);
+    let names: Vec<String> = v["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap().to_string())
+        .collect();
+    let labels = hand_labels();
+    let predicted = |id: &str| -> String {
+        match v["assignments"][id]
+            .as_i64()
+            .expect("every labelled tweet is assigned")
+        {
+            -1 => "other".into(),
+            k => names[k as usize].clone(),
+        }
+    };
+    names
+        .iter()
+        .map(|name| {
+            let tp = labels
+                .iter()
+                .filter(|(id, l)| l == name && predicted(id) == *name)
+                .count() as f64;
+            let fp = labels
+                .iter()
+                .filter(|(id, l)| l != name && predicted(id) == *name)
+                .count() as f64;
+            let fn_ = labels
+                .iter()
+                .filter(|(id, l)| l == name && predicted(id) != *name)
+                .count() as f64;
+            let p = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
+            let r = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 };
+            let f = if p + r > 0.0 {
+                2.0 * p * r / (p + r)
+            } else {
+                0.0
+            };
+            eprintln!("{name:>17}: precision {p:.2} recall {r:.2} F1 {f:.2}");
+            (name.clone(), p, r, f)
+        })
+        .collect()
+}
+
+#[test]
+fn guided_themes_against_hand_labels() {
+    // The target is F1 >= 0.7 per theme from names alone, which this method does not
+    // reach yet (names only: 0.48-0.60, README); the floors guard what it reaches now.
+    eprintln!("names only:");
+    let names_only = theme_scores(&["--themes", "tesla, llm, teaching, image generation, speech"]);
+    for (name, _, _, f) in &names_only {
+        assert!(*f >= 0.45, "{name}: F1 {f:.2}");
+    }
+    // Discovered topics, for comparison: the best-matching topic for each theme.
+    eprintln!("discovered topics (best-matching topic per theme):");
+    let v = topics_report(&[]);
+    let labels = hand_labels();
+    for theme in ["tesla", "llm", "teaching", "image generation", "speech"] {
+        let best = v["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let id = t["id"].as_i64().unwrap();
+                let s = prf(&labels, theme, |tw| {
+                    v["assignments"][tw].as_i64() == Some(id)
+                });
+                (t["label"].as_str().unwrap().to_string(), s)
+            })
+            .max_by(|a, b| a.1 .2.total_cmp(&b.1 .2))
+            .unwrap();
+        let (label, (p, r, f)) = best;
+        eprintln!("{theme:>17}: '{label}' precision {p:.2} recall {r:.2} F1 {f:.2}");
+    }
+    eprintln!("with the example seeds (data/themes-2022.toml):");
+    let file = crate::common::repo().join("data/themes-2022.toml");
+    let seeded = theme_scores(&["--themes-file", file.to_str().unwrap()]);
+    for (name, _, _, f) in &seeded {
+        assert!(*f >= 0.5, "{name}: F1 {f:.2}");
+    }
+}
