@@ -298,9 +298,7 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
         .zip(kw)
         .enumerate()
         .map(|(t, (((core, parts), centroid), keywords))| {
-            let mut reps = core.clone();
-            reps.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]).then(a.cmp(&b)));
-            reps.truncate(3);
+            let reps = most_central(&core, &confidence);
             let label = keywords
                 .iter()
                 .take(3)
@@ -338,6 +336,14 @@ fn ward_cost(na: usize, sa: &[f32], nb: usize, sb: &[f32]) -> f32 {
         .map(|(x, y)| (x / na - y / nb).powi(2))
         .sum();
     na * nb / (na + nb) * dist2
+}
+
+/// The three rows of `rows` with the highest confidence (ties: lowest row).
+fn most_central(rows: &[usize], confidence: &[f32]) -> Vec<usize> {
+    let mut reps = rows.to_vec();
+    reps.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]).then(a.cmp(&b)));
+    reps.truncate(3);
+    reps
 }
 
 fn normalized(mut v: Vec<f32>) -> Vec<f32> {

@@ -22,7 +22,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::{keywords, normalized, Topic, Topics};
+use super::{keywords, most_central, normalized, Topic, Topics};
 use crate::embed::Encoder;
 use crate::error::{Error, Result};
 use crate::index::{dot, RowSet, Store};
@@ -276,9 +276,7 @@ pub fn assign(
         .enumerate()
         .map(|(k, ((theme, centroid), keywords))| {
             let rows: Vec<usize> = (0..n).filter(|&r| assignment[r] == Some(k)).collect();
-            let mut reps = rows.clone();
-            reps.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]).then(a.cmp(&b)));
-            reps.truncate(3);
+            let reps = most_central(&rows, &confidence);
             Topic {
                 label: theme.name.clone(),
                 keywords,
