@@ -27,6 +27,9 @@ pub struct Report {
     pub hierarchy: Vec<Merge>,
     /// Status id → topic id; -1 = unassigned. Covers every tweet.
     pub assignments: BTreeMap<String, i64>,
+    /// Status id → how firmly the tweet is in its topic (0 when unassigned): cosine to the
+    /// topic centroid for discovered topics, the theme z-score for guided themes.
+    pub confidence: BTreeMap<String, f32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,6 +180,11 @@ impl Report {
                 .iter()
                 .zip(&topics.assignment)
                 .map(|(t, a)| (t.id.to_string(), a.map_or(-1, |a| a as i64)))
+                .collect(),
+            confidence: tweets
+                .iter()
+                .zip(&topics.confidence)
+                .map(|(t, &c)| (t.id.to_string(), c))
                 .collect(),
         }
     }

@@ -32,6 +32,16 @@ fn json_is_byte_identical_across_runs_and_thread_counts() {
     // Every tweet has an entry in the assignments, -1 or a topic id.
     let a = v["assignments"].as_object().unwrap();
     assert_eq!(a.len(), 657);
+    let conf = v["confidence"].as_object().unwrap();
+    assert_eq!(conf.len(), 657);
+    for (id, t) in a {
+        let c = conf[id].as_f64().unwrap();
+        assert_eq!(
+            t.as_i64() == Some(-1),
+            c == 0.0,
+            "tweet {id}: topic {t}, confidence {c}"
+        );
+    }
     let n_topics = v["topics"].as_array().unwrap().len() as i64;
     assert!(a
         .values()
