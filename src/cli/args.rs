@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use tweetsim::corpus::Format;
-use tweetsim::embed::DEFAULT_MODEL;
+use tweetsim::embed::{DeviceSpec, Precision, DEFAULT_MODEL};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +34,15 @@ pub struct Global {
     /// else the user cache].
     #[arg(long, global = true, env = "TWEETSIM_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
+
+    /// Where the encoder runs: cpu, cuda, cuda:N, or auto (CUDA when built with the `cuda`
+    /// feature and a GPU is present).
+    #[arg(long, global = true, env = "TWEETSIM_DEVICE", default_value = "auto")]
+    pub device: DeviceSpec,
+
+    /// Encoder precision [default: f32 on CPU, bf16 on CUDA].
+    #[arg(long, global = true, env = "TWEETSIM_DTYPE", value_enum)]
+    pub dtype: Option<Precision>,
 
     /// CPU threads for the encoder [default: all cores].
     #[arg(long, global = true, env = "TWEETSIM_THREADS")]

@@ -256,7 +256,11 @@ fn load_corpus(g: &Global, args: &CorpusArgs) -> Result<Corpus> {
 
 fn load_encoder(g: &Global) -> Result<Encoder> {
     let files = Resolver::from_env(g.models_dir.clone()).resolve(&g.model)?;
-    Ok(Encoder::load(&files)?)
+    let opts = tweetsim::embed::Options {
+        device: g.device,
+        precision: g.dtype,
+    };
+    Ok(Encoder::load_with(&files, opts)?)
 }
 
 /// `--store`, or the default folder for this corpus and model.

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use serde::{Deserialize, Serialize};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use super::bert::Bert;
 use super::model::{cached_sha256, ModelFiles};
 use crate::error::{Error, Result};
 
@@ -35,8 +36,78 @@ pub enum Pooling {
     Cls,
 }
 
+/// Where the encoder runs: `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when this build has it and
+/// a GPU is present, else CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    Cpu,
+    Cuda(usize),
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            "auto" => Ok(DeviceSpec::Auto),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| format!("'{s}' is not a device: use cpu, cuda, cuda:N or auto")),
+        }
+    }
+}
+
+impl DeviceSpec {
+    fn open(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Auto if candle_core::utils::cuda_is_available() => Device::new_cuda(0)
+                .map_err(|e| Error::Encoder(format!("cannot open GPU 0: {e}"))),
+            DeviceSpec::Auto => Ok(Device::Cpu),
+            DeviceSpec::Cuda(n) if candle_core::utils::cuda_is_available() => Device::new_cuda(n)
+                .map_err(|e| Error::Encoder(format!("cannot open GPU {n}: {e}"))),
+            DeviceSpec::Cuda(_) => Err(Error::Encoder(
+                "this tweetsim was built without CUDA support: rebuild with `cargo build --release --features cuda`".into(),
+            )),
+        }
+    }
+}
+
+/// Number format of weights and activations. Half precision is for GPUs; on the CPU f32 is
+/// both faster and exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Precision {
+    fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// Where and how to run the encoder; the default is `auto` device and its natural precision
+/// (f32 on CPU, bf16 on CUDA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    pub device: DeviceSpec,
+    pub precision: Option<Precision>,
+}
+
 pub struct Encoder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     device: Device,
     identity: ModelIdentity,
@@ -59,8 +130,13 @@ struct PoolingConfig {
 }
 
 impl Encoder {
-    /// Loads config, tokenizer and memory-mapped weights, on the CPU in f32.
+    /// Loads config, tokenizer and memory-mapped weights with the default [`Options`].
     pub fn load(files: &ModelFiles) -> Result<Encoder> {
+        Encoder::load_with(files, Options::default())
+    }
+
+    /// Loads config, tokenizer and weights onto the device and in the precision asked for.
+    pub fn load_with(files: &ModelFiles, opts: Options) -> Result<Encoder> {
         let model_err = |path: &std::path::Path, msg: String| Error::Model {
             path: path.to_path_buf(),
             msg,
@@ -97,13 +173,20 @@ impl Encoder {
             }))
             .map_err(|e| model_err(&files.tokenizer, e.to_string()))?;
 
-        let device = Device::Cpu;
+        let device = opts.device.open()?;
+        let dtype = opts.precision.map_or(
+            if device.is_cuda() {
+                DType::BF16
+            } else {
+                DType::F32
+            },
+            Precision::dtype,
+        );
         // SAFETY: the weights file is memory-mapped read-only; tweetsim never writes it and
         // the files live in model folders that are replaced, never edited, in place.
-        let vb =
-            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &device) }
-                .map_err(|e| model_err(&files.weights, format!("cannot map weights: {e}")))?;
-        let model = BertModel::load(vb, &config)
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], dtype, &device) }
+            .map_err(|e| model_err(&files.weights, format!("cannot map weights: {e}")))?;
+        let model = Bert::load(vb, &config)
             .map_err(|e| model_err(&files.weights, format!("not a BERT checkpoint: {e}")))?;
         let weights_sha256 =
             cached_sha256(&files.weights).map_err(|e| Error::io(&files.weights, e))?;
@@ -188,8 +271,12 @@ impl Encoder {
         let e = Error::encoder;
         let ids = Tensor::from_vec(ids, (b, len), &self.device).map_err(e)?;
         let mask = Tensor::from_vec(mask, (b, len), &self.device).map_err(e)?;
-        let types = ids.zeros_like().map_err(e)?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask)).map_err(e)?; // b × len × dim
+        // b × len × dim, pooled in f32 whatever the model's precision.
+        let hidden = self
+            .model
+            .forward(&ids, &mask)
+            .and_then(|h| h.to_dtype(DType::F32))
+            .map_err(e)?;
         let pooled = match self.identity.pooling {
             Pooling::Mean => {
                 let m = mask

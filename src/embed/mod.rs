@@ -1,9 +1,12 @@
 //! Text → vectors: finding the model files ([`model`]) and running the encoder ([`encoder`]).
 
+mod bert;
 mod encoder;
 mod model;
 
-pub use encoder::{Encoder, ModelIdentity, Pooling, DEFAULT_BATCH_SIZE};
+pub use encoder::{
+    DeviceSpec, Encoder, ModelIdentity, Options, Pooling, Precision, DEFAULT_BATCH_SIZE,
+};
 pub use model::{
     cached_sha256, sha256_file, short_name, ModelFiles, Resolver, Source, DEFAULT_MODEL,
 };

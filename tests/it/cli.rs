@@ -178,6 +178,26 @@ fn bad_requests_get_one_line_errors() {
 }
 
 #[test]
+fn devices_this_build_lacks_are_refused_clearly() {
+    let store = store_arg();
+    if cfg!(feature = "cuda") {
+        return; // a CUDA build is judged on a GPU machine
+    }
+    let e = fails(&["similar", "x", "--device", "cuda", "--store", &store]);
+    assert_eq!(e, "error: encoder: this tweetsim was built without CUDA support: rebuild with `cargo build --release --features cuda`");
+    let e = fails(&["similar", "x", "--device", "tpu", "--store", &store]);
+    assert!(
+        e.contains("'tpu' is not a device: use cpu, cuda, cuda:N or auto"),
+        "{e}"
+    );
+    // auto falls back to the CPU.
+    let (code, _, err) = run(&[
+        "similar", "x", "--device", "auto", "-k", "1", "--store", &store,
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
 fn missing_model_and_missing_store_are_explained() {
     let e = fails(&[
         "similar",

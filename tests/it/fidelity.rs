@@ -105,3 +105,39 @@ fn query_embeddings_and_top10_match_sentence_transformers() {
         "only {compared} queries had a clear rank-10/11 gap"
     );
 }
+
+/// Half precision (meant for GPUs) runs here on the CPU: no NaN from the attention mask, and
+/// every vector within cosine 0.999 of the f32 reference. Every 5th reference text, to keep
+/// the slow CPU half-precision path short.
+#[test]
+fn half_precision_stays_within_0999_of_the_reference() {
+    use tweetsim::embed::{DeviceSpec, Encoder, Options, Precision, Resolver, DEFAULT_MODEL};
+    let texts = reference_texts();
+    let (want, _, dim) = npy::read(&data("reference/minilm-tweets-embeddings.npy")).unwrap();
+    let picked: Vec<usize> = (0..texts.len()).step_by(5).collect();
+    let refs: Vec<&str> = picked.iter().map(|&i| texts[i].text.as_str()).collect();
+    let files = Resolver::from_env(Some(crate::common::repo().join("models")))
+        .resolve(DEFAULT_MODEL)
+        .unwrap();
+    for precision in [Precision::Bf16, Precision::F16] {
+        let enc = Encoder::load_with(
+            &files,
+            Options {
+                device: DeviceSpec::Cpu,
+                precision: Some(precision),
+            },
+        )
+        .unwrap();
+        let got = enc.embed(&refs).unwrap();
+        let worst = picked
+            .iter()
+            .zip(got.chunks_exact(dim))
+            .map(|(&i, g)| cosine(g, &want[i * dim..(i + 1) * dim]))
+            .fold(1.0f32, f32::min);
+        eprintln!(
+            "{precision:?}: min cosine {worst:.5} over {} texts",
+            refs.len()
+        );
+        assert!(worst >= 0.999, "{precision:?}: min cosine {worst}");
+    }
+}
