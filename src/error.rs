@@ -59,4 +59,17 @@ impl Error {
     pub(crate) fn encoder(e: impl std::fmt::Display) -> Self {
         Error::Encoder(e.to_string())
     }
+
+    pub(crate) fn candle(e: candle_core::Error) -> Self {
+        Error::Encoder(candle_message(&e))
+    }
+}
+
+/// candle's message without the backtrace it attaches when RUST_BACKTRACE is set: a user needs
+/// one line, not forty.
+pub(crate) fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        other => other.to_string(),
+    }
 }

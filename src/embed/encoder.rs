@@ -14,7 +14,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use super::bert::Bert;
 use super::model::{cached_sha256, ModelFiles};
-use crate::error::{Error, Result};
+use crate::error::{candle_message, Error, Result};
 
 /// Texts per forward pass. Larger batches waste work on padding even when sorted.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
@@ -67,11 +67,19 @@ impl DeviceSpec {
     fn open(self) -> Result<Device> {
         match self {
             DeviceSpec::Cpu => Ok(Device::Cpu),
-            DeviceSpec::Auto if candle_core::utils::cuda_is_available() => Device::new_cuda(0)
-                .map_err(|e| Error::Encoder(format!("cannot open GPU 0: {e}"))),
+            // A CUDA build on a machine without a usable GPU runs on the CPU.
+            DeviceSpec::Auto if candle_core::utils::cuda_is_available() => {
+                Ok(Device::new_cuda(0).unwrap_or(Device::Cpu))
+            }
             DeviceSpec::Auto => Ok(Device::Cpu),
             DeviceSpec::Cuda(n) if candle_core::utils::cuda_is_available() => Device::new_cuda(n)
-                .map_err(|e| Error::Encoder(format!("cannot open GPU {n}: {e}"))),
+                .map_err(|e| {
+                    Error::Encoder(format!("cannot open GPU {n}: {}", candle_message(&e)))
+                }),
+            DeviceSpec::Cuda(_) if cfg!(feature = "cuda") => Err(Error::Encoder(
+                "no CUDA GPU available: the driver (libcuda.so.1) is missing or reports no device"
+                    .into(),
+            )),
             DeviceSpec::Cuda(_) => Err(Error::Encoder(
                 "this tweetsim was built without CUDA support: rebuild with `cargo build --release --features cuda`".into(),
             )),
@@ -185,9 +193,18 @@ impl Encoder {
         // SAFETY: the weights file is memory-mapped read-only; tweetsim never writes it and
         // the files live in model folders that are replaced, never edited, in place.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], dtype, &device) }
-            .map_err(|e| model_err(&files.weights, format!("cannot map weights: {e}")))?;
-        let model = Bert::load(vb, &config)
-            .map_err(|e| model_err(&files.weights, format!("not a BERT checkpoint: {e}")))?;
+            .map_err(|e| {
+                model_err(
+                    &files.weights,
+                    format!("cannot map weights: {}", candle_message(&e)),
+                )
+            })?;
+        let model = Bert::load(vb, &config).map_err(|e| {
+            model_err(
+                &files.weights,
+                format!("not a BERT checkpoint: {}", candle_message(&e)),
+            )
+        })?;
         let weights_sha256 =
             cached_sha256(&files.weights).map_err(|e| Error::io(&files.weights, e))?;
         Ok(Encoder {
@@ -268,7 +285,7 @@ impl Encoder {
             mask.extend(std::iter::repeat_n(1u32, s.len()));
             mask.extend(std::iter::repeat_n(0u32, len - s.len()));
         }
-        let e = Error::encoder;
+        let e = Error::candle;
         let ids = Tensor::from_vec(ids, (b, len), &self.device).map_err(e)?;
         let mask = Tensor::from_vec(mask, (b, len), &self.device).map_err(e)?;
         // b × len × dim, pooled in f32 whatever the model's precision.
