@@ -94,10 +94,7 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
 
     let (query, exclude, header) = match (&query_text, &a.tweet) {
         (Some(text), _) => {
-            let enc = match encoder.take() {
-                Some(e) => e,
-                None => load_encoder(g)?,
-            };
+            let enc = take_or_load(g, &mut encoder)?;
             store.check_model(enc.identity())?;
             (enc.embed(&[text])?, None, format!("similar to: {text}"))
         }
@@ -160,10 +157,7 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
     let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut encoder)?;
     let (topics, terms) = match &themes {
         Some(themes) => {
-            let enc = match encoder.take() {
-                Some(e) => e,
-                None => load_encoder(g)?,
-            };
+            let enc = take_or_load(g, &mut encoder)?;
             tweetsim::topics::themes::assign(&store, &enc, themes)?
         }
         None => (tweetsim::topics::discover(&store, &opts)?, Vec::new()),
@@ -263,6 +257,15 @@ fn load_encoder(g: &Global) -> Result<Encoder> {
     Ok(Encoder::load_with(&files, opts)?)
 }
 
+/// The encoder an earlier step already loaded (building a store), or a freshly loaded one:
+/// loading costs a model map and a tokenizer parse, so it happens at most once per command.
+fn take_or_load(g: &Global, loaded: &mut Option<Encoder>) -> Result<Encoder> {
+    match loaded.take() {
+        Some(e) => Ok(e),
+        None => load_encoder(g),
+    }
+}
+
 /// `--store`, or the default folder for this corpus and model.
 fn store_dir(corpus: &CorpusArgs, store: &StoreArgs, model_id: &str) -> Result<PathBuf> {
     if let Some(dir) = &store.store {
@@ -339,10 +342,7 @@ fn open_fresh_store(
             };
             eprintln!("{why} the store at {}", dir.display());
         }
-        let enc = match encoder.take() {
-            Some(e) => e,
-            None => load_encoder(g)?,
-        };
+        let enc = take_or_load(g, encoder)?;
         if let Some(m) = &manifest {
             if &m.model != enc.identity() {
                 bail!(tweetsim::Error::Store {
