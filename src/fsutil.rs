@@ -48,6 +48,22 @@ pub fn write_atomic_with(
     result.map_err(|e| Error::io(path, e))
 }
 
+/// Size and hex xxh3-128 of a file, read in 1 MiB pieces (store files reach gigabytes).
+pub fn xxh3_file(path: &Path) -> Result<(u64, String)> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let (mut buf, mut size) = (vec![0u8; 1 << 20], 0u64);
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok((size, format!("{:032x}", hasher.digest128())));
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+}
+
 /// Makes a rename or a new file in `dir` durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

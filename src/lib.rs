@@ -12,6 +12,8 @@ pub mod fsutil;
 pub mod index;
 pub mod npy;
 pub mod report;
+pub mod stream;
+pub mod synth;
 pub mod topics;
 
 pub use error::{Error, Result};

@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
+/// Every header tweetsim writes is this long, whatever the shape, so a file written in
+/// pieces can have its row count fixed up in place at the end.
+pub const HEADER_LEN: usize = 128;
+
 /// Writes a `rows × cols` f32 matrix to `w` as `.npy`.
 pub fn write(w: &mut impl Write, data: &[f32], rows: usize, cols: usize) -> std::io::Result<()> {
     assert_eq!(
@@ -16,6 +20,11 @@ pub fn write(w: &mut impl Write, data: &[f32], rows: usize, cols: usize) -> std:
         "matrix data does not match its shape"
     );
     w.write_all(&header(rows, cols))?;
+    write_rows(w, data)
+}
+
+/// Writes matrix data (no header) in little-endian order.
+pub fn write_rows(w: &mut impl Write, data: &[f32]) -> std::io::Result<()> {
     for chunk in data.chunks(1 << 14) {
         let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
         w.write_all(&bytes)?;
@@ -23,11 +32,12 @@ pub fn write(w: &mut impl Write, data: &[f32], rows: usize, cols: usize) -> std:
     Ok(())
 }
 
-/// The 1.0 header, padded so the data starts on a 64-byte boundary as numpy does.
-fn header(rows: usize, cols: usize) -> Vec<u8> {
+/// The 1.0 header, padded to [`HEADER_LEN`] bytes (a multiple of 64, as numpy aligns).
+pub fn header(rows: usize, cols: usize) -> Vec<u8> {
     let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = MAGIC.len() + 2 + 2 + dict.len() + 1;
-    let pad = (64 - unpadded % 64) % 64;
+    // The dict is at most ~90 bytes even for 20-digit dimensions.
+    let pad = HEADER_LEN - unpadded;
     let len = dict.len() + pad + 1;
     let mut h = Vec::with_capacity(unpadded + pad);
     h.extend_from_slice(MAGIC);
@@ -111,7 +121,8 @@ mod tests {
         let mut buf = Vec::new();
         write(&mut buf, &data, 3, 4).unwrap();
         let hlen = u16::from_le_bytes([buf[8], buf[9]]) as usize;
-        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(10 + hlen, HEADER_LEN);
+        assert_eq!(header(usize::MAX, usize::MAX).len(), HEADER_LEN);
         assert_eq!(parse(&buf).unwrap(), (data, 3, 4));
     }
 

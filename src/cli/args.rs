@@ -44,6 +44,11 @@ pub struct Global {
     #[arg(long, global = true, env = "TWEETSIM_DTYPE", value_enum)]
     pub dtype: Option<Precision>,
 
+    /// Padded tokens per encoder batch (texts × longest text) [default: 32 texts per batch
+    /// on the CPU, 16384 tokens on a GPU].
+    #[arg(long, global = true, env = "TWEETSIM_BATCH_TOKENS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_tokens: Option<u32>,
+
     /// CPU threads for the encoder [default: all cores].
     #[arg(long, global = true, env = "TWEETSIM_THREADS")]
     pub threads: Option<usize>,
@@ -78,19 +83,47 @@ pub enum Command {
         /// HNSW candidate list size while searching (recorded in the store).
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
         ef_search: u32,
+        /// Take the vectors from FILE.npy (with FILE.ids, from `tweetsim embed`, e.g. on a GPU
+        /// machine) instead of embedding the corpus here.
+        #[arg(long, value_name = "FILE.npy")]
+        embeddings: Option<PathBuf>,
     },
     /// Find the tweets most similar to a text or to a tweet of the corpus.
     Similar(SimilarArgs),
     /// Group the tweets into topics and report size, dates, engagement, keywords and examples.
     Topics(TopicsArgs),
-    /// Write the corpus embeddings as FILE.npy (float32 rows × dim) and FILE.ids.
+    /// Make a synthetic corpus (JSONL) recombined from the bundled tweets, optionally with
+    /// vectors, for scale tests and benchmarks.
+    Synth(SynthArgs),
+    /// Write the corpus embeddings as FILE.npy (float32 rows × dim), FILE.ids and
+    /// FILE.meta.json, streaming any size of input; an interrupted run resumes.
     Embed {
         #[command(flatten)]
         corpus: CorpusArgs,
         /// Output .npy file; the status ids go to the same name with the .ids extension.
         #[arg(long)]
         out: PathBuf,
+        /// Tweets per chunk: memory use and the unit of resumption.
+        #[arg(long, default_value_t = tweetsim::stream::DEFAULT_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1..))]
+        chunk: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// How many tweets to make.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tweets: u64,
+    /// Output JSONL file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: PathBuf,
+    /// Also write vectors near real ones (FILE.npy, FILE.ids, FILE.meta.json), made from the
+    /// bundled corpus's embeddings, for index-scale work without embedding.
+    #[arg(long)]
+    pub vectors: bool,
+    /// Seed: the same seed gives the same tweets and vectors.
+    #[arg(long, default_value_t = 2022)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

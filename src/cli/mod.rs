@@ -11,10 +11,10 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tweetsim::corpus::{self, Corpus};
 use tweetsim::embed::{Encoder, Resolver};
+use tweetsim::fsutil;
 use tweetsim::index::{self, Filter, HnswParams, Store};
-use tweetsim::{fsutil, npy};
 
-use args::{Cli, Command, CorpusArgs, Global, SimilarArgs, StoreArgs, TopicsArgs};
+use args::{Cli, Command, CorpusArgs, Global, SimilarArgs, StoreArgs, SynthArgs, TopicsArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
@@ -34,17 +34,22 @@ pub fn run(cli: Cli) -> Result<()> {
             m,
             ef_construction,
             ef_search,
+            embeddings,
         }) => {
             let params = HnswParams {
                 m: m.into(),
                 ef_construction: ef_construction as usize,
                 ef_search: ef_search as usize,
             };
-            index_cmd(g, &corpus, &store, params)
+            match embeddings {
+                Some(npy) => index_vectors_cmd(g, &corpus, &store, params, &npy),
+                None => index_cmd(g, &corpus, &store, params),
+            }
         }
         Some(Command::Similar(a)) => similar_cmd(g, &a),
-        Some(Command::Embed { corpus, out }) => embed_cmd(g, &corpus, &out),
+        Some(Command::Embed { corpus, out, chunk }) => embed_cmd(g, &corpus, &out, chunk as usize),
         Some(Command::Topics(a)) => topics_cmd(g, &a),
+        Some(Command::Synth(a)) => synth_cmd(g, &a),
     }
 }
 
@@ -188,38 +193,201 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
     Ok(())
 }
 
-fn embed_cmd(g: &Global, args: &CorpusArgs, out: &Path) -> Result<()> {
+fn embed_cmd(g: &Global, args: &CorpusArgs, out: &Path, chunk: usize) -> Result<()> {
     if out.extension().is_none_or(|e| e != "npy") {
         bail!("--out {} must end in .npy", out.display());
     }
-    let c = load_corpus(g, args)?;
     let encoder = load_encoder(g)?;
-    let inputs: Vec<String> = c.tweets.iter().map(|t| t.embedding_text()).collect();
-    let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    let bar = progress_bar(g, texts.len() as u64, "embedding");
-    let started = Instant::now();
-    let vectors = encoder.embed_with_progress(&texts, |n| bar.inc(n as u64))?;
+    let input = tweetsim::stream::Input {
+        path: args.corpus.as_deref(),
+        format: args.format,
+    };
+    let bar = progress_bar(g, 0, "embedding");
+    let done = tweetsim::stream::embed(&input, out, chunk, &encoder, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
     bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
-    let ids_path = out.with_extension("ids");
-    let ids: String = c.tweets.iter().map(|t| format!("{}\n", t.id)).collect();
-    // The .ids first: a run killed between the two renames leaves a .npy whose row count
-    // disagrees with the .ids, which readers check, rather than a plausible mismatch.
-    fsutil::write_atomic(&ids_path, ids.as_bytes())?;
-    fsutil::write_atomic_with(out, |w| npy::write(w, &vectors, texts.len(), encoder.dim()))?;
+    let fresh = done.rows - done.resumed;
     if !g.quiet {
+        let resumed = match done.resumed {
+            0 => String::new(),
+            n => format!(", resumed after {n} done before"),
+        };
         eprintln!(
-            "embedded {} tweets in {secs:.1} s ({:.0} tweets/s)",
-            texts.len(),
-            texts.len() as f64 / secs
+            "embedded {fresh} tweets in {:.1} s ({:.0} tweets/s on {}, {}{resumed})",
+            done.seconds,
+            fresh as f64 / done.seconds,
+            encoder.device_label(),
+            encoder.precision(),
         );
     }
     println!(
-        "wrote {} ({} × {}) and {}",
+        "wrote {} ({} × {}), {} and {}",
         out.display(),
-        texts.len(),
+        done.rows,
         encoder.dim(),
-        ids_path.display()
+        done.ids_path.display(),
+        done.meta_path.display()
+    );
+    Ok(())
+}
+
+fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
+    use tweetsim::synth;
+    if a.out.extension().is_none_or(|e| e != "jsonl") {
+        bail!("--out {} must end in .jsonl", a.out.display());
+    }
+    let n = a.tweets as usize;
+    // Vectors start from the bundled corpus's store (built on first use).
+    let mut encoder = None;
+    let base_store = if a.vectors {
+        let none = CorpusArgs {
+            corpus: None,
+            format: None,
+        };
+        let store_args = StoreArgs { store: None };
+        let dir = store_dir(&none, &store_args, &g.model)?;
+        Some(open_fresh_store(g, &none, &store_args, &dir, &mut encoder)?)
+    } else {
+        None
+    };
+    let base = Corpus::bundled().tweets;
+    let bar = progress_bar(g, n as u64, "making");
+    let npy_path = a.out.with_extension("npy");
+    let mut gen = synth::Tweets::new(&base, a.seed);
+    let mut made = Vec::new();
+    fsutil::write_atomic_with(&a.out, |w| {
+        for _ in 0..n {
+            let m = gen.next().expect("endless");
+            writeln!(w, "{}", synth::to_jsonl(&m.tweet))?;
+            if base_store.is_some() {
+                made.push((m.tweet.id, m.parents));
+            }
+            bar.inc(1);
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    println!("wrote {} ({n} tweets, seed {})", a.out.display(), a.seed);
+    let Some(store) = base_store else {
+        return Ok(());
+    };
+    // Rows of the bundled corpus in store order are the base rows above.
+    let rows: Vec<usize> = base
+        .iter()
+        .map(|t| {
+            store
+                .row(t.id)
+                .context("bundled tweet missing from its store")
+        })
+        .collect::<Result<_>>()?;
+    let dim = store.dim();
+    let mut rng = synth::Rng::new(a.seed ^ 0x5EED);
+    let ids: String = made.iter().map(|(id, _)| format!("{id}\n")).collect();
+    fsutil::write_atomic(&tweetsim::stream::ids_path(&npy_path), ids.as_bytes())?;
+    fsutil::write_atomic_with(&npy_path, |w| {
+        w.write_all(&tweetsim::npy::header(n, dim))?;
+        for (_, (i, j)) in &made {
+            let v = synth::mix(store.vector(rows[*i]), store.vector(rows[*j]), &mut rng);
+            tweetsim::npy::write_rows(w, &v)?;
+        }
+        Ok(())
+    })?;
+    let m = store.manifest();
+    tweetsim::stream::seal(
+        &npy_path,
+        tweetsim::stream::Meta {
+            rows: n,
+            dim,
+            model: m.model.clone(),
+            embedding_text: m.embedding_text.clone(),
+            precision: tweetsim::embed::Precision::F32,
+            device: "synthetic".into(),
+            input: std::fs::canonicalize(&a.out)?.display().to_string(),
+            npy_xxh3: String::new(),
+            ids_xxh3: String::new(),
+        },
+    )?;
+    println!(
+        "wrote {} ({n} × {dim}, near the bundled tweets' vectors), {} and {}",
+        npy_path.display(),
+        tweetsim::stream::ids_path(&npy_path).display(),
+        tweetsim::stream::meta_path(&npy_path).display()
+    );
+    Ok(())
+}
+
+/// `index --embeddings`: a store from vectors made elsewhere, matched to the corpus by id.
+fn index_vectors_cmd(
+    g: &Global,
+    corpus: &CorpusArgs,
+    store: &StoreArgs,
+    params: HnswParams,
+    npy_path: &Path,
+) -> Result<()> {
+    let started = Instant::now();
+    let c = load_corpus(g, corpus)?;
+    let (data, dim, ids, meta) = tweetsim::stream::read(npy_path)?;
+    // Vectors without metadata are taken to come from --model; with it, they say which.
+    let model = match &meta {
+        Some(m) => {
+            if m.embedding_text != corpus::EMBEDDING_TEXT_POLICY {
+                bail!(
+                    "{}: its vectors embed text as '{}', this tweetsim as '{}'",
+                    npy_path.display(),
+                    m.embedding_text,
+                    corpus::EMBEDDING_TEXT_POLICY
+                );
+            }
+            m.model.clone()
+        }
+        None => load_encoder(g)?.identity().clone(),
+    };
+    if dim != model.dim {
+        bail!(
+            "{}: vectors have {dim} dimensions, model {} makes {}",
+            npy_path.display(),
+            model.id,
+            model.dim
+        );
+    }
+    // First row of each id, as the corpus keeps the first record of a repeated id.
+    let mut row_of: std::collections::HashMap<u64, usize> =
+        std::collections::HashMap::with_capacity(ids.len());
+    for (row, &id) in ids.iter().enumerate() {
+        row_of.entry(id).or_insert(row);
+    }
+    let mut vectors = Vec::with_capacity(c.tweets.len() * dim);
+    for t in &c.tweets {
+        let Some(&row) = row_of.get(&t.id) else {
+            bail!(
+                "tweet {} of {} has no vector in {}: embed this corpus with `tweetsim embed`",
+                t.id,
+                c.source,
+                npy_path.display()
+            );
+        };
+        vectors.extend_from_slice(&data[row * dim..(row + 1) * dim]);
+    }
+    if row_of.len() != c.tweets.len() {
+        bail!(
+            "{} holds {} ids, the corpus {} has {} tweets: were they embedded from another corpus?",
+            npy_path.display(),
+            row_of.len(),
+            c.source,
+            c.tweets.len()
+        );
+    }
+    drop(data);
+    let dir = store_dir(corpus, store, &model.id)?;
+    index::build_from_vectors(&dir, &c, &vectors, &model, params)?;
+    println!(
+        "indexed {} tweets (vectors from {}) in {:.1} s → {}",
+        c.tweets.len(),
+        npy_path.display(),
+        started.elapsed().as_secs_f64(),
+        dir.display()
     );
     Ok(())
 }
@@ -253,6 +421,9 @@ fn load_encoder(g: &Global) -> Result<Encoder> {
     let opts = tweetsim::embed::Options {
         device: g.device,
         precision: g.dtype,
+        batching: g
+            .batch_tokens
+            .map(|n| tweetsim::embed::Batching::Tokens(n as usize)),
     };
     Ok(Encoder::load_with(&files, opts)?)
 }

@@ -48,50 +48,63 @@ enum Id {
 pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<Tweet>> {
     let mut tweets = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let err = |msg: String| Error::Corpus {
-            path: path.to_path_buf(),
-            line: i + 1,
-            msg,
-        };
-        if line.trim().is_empty() {
-            continue;
+        if let Some(t) = parse_line(path, i + 1, line, tweets.len() + 1)? {
+            tweets.push(t);
         }
-        let r: Record = serde_json::from_str(line).map_err(|e| {
-            err(format!(
-                "invalid JSON line ({}); expected an object with \"id\" and \"text\"",
-                strip_position(&e)
-            ))
-        })?;
-        let id = match r.id {
-            Id::Num(n) => n,
-            Id::Str(s) => parse_id(&s).ok_or_else(|| err(format!("bad status id '{s}'")))?,
-        };
-        let date = r
-            .date
-            .as_deref()
-            .map(|d| parse_date(d).ok_or_else(|| err(format!("bad date '{d}', expected YYYY-MM-DD, RFC 3339 or 'Wed Oct 10 20:19:24 +0000 2018'"))))
-            .transpose()?;
-        let author = r.author.unwrap_or_default();
-        tweets.push(Tweet {
-            id,
-            num: tweets.len() + 1,
-            url: r.url.unwrap_or_else(|| status_url(&author, id)),
-            author,
-            date,
-            metrics: Metrics {
-                likes: r.likes,
-                retweets: r.retweets,
-                replies: r.replies,
-                quotes: r.quotes,
-                views: r.views,
-                bookmarks: r.bookmarks,
-            },
-            is_reply: r.is_reply,
-            text: decode_entities(&r.text),
-            translation: r.translation,
-        });
     }
     Ok(tweets)
+}
+
+/// One line of a JSONL file as the `num`-th tweet; `None` for a blank line. Shared by the
+/// in-memory parser and the streaming reader so both accept exactly the same files.
+pub(super) fn parse_line(
+    path: &Path,
+    line_no: usize,
+    line: &str,
+    num: usize,
+) -> Result<Option<Tweet>> {
+    let err = |msg: String| Error::Corpus {
+        path: path.to_path_buf(),
+        line: line_no,
+        msg,
+    };
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let r: Record = serde_json::from_str(line).map_err(|e| {
+        err(format!(
+            "invalid JSON line ({}); expected an object with \"id\" and \"text\"",
+            strip_position(&e)
+        ))
+    })?;
+    let id = match r.id {
+        Id::Num(n) => n,
+        Id::Str(s) => parse_id(&s).ok_or_else(|| err(format!("bad status id '{s}'")))?,
+    };
+    let date = r
+        .date
+        .as_deref()
+        .map(|d| parse_date(d).ok_or_else(|| err(format!("bad date '{d}', expected YYYY-MM-DD, RFC 3339 or 'Wed Oct 10 20:19:24 +0000 2018'"))))
+        .transpose()?;
+    let author = r.author.unwrap_or_default();
+    Ok(Some(Tweet {
+        id,
+        num,
+        url: r.url.unwrap_or_else(|| status_url(&author, id)),
+        author,
+        date,
+        metrics: Metrics {
+            likes: r.likes,
+            retweets: r.retweets,
+            replies: r.replies,
+            quotes: r.quotes,
+            views: r.views,
+            bookmarks: r.bookmarks,
+        },
+        is_reply: r.is_reply,
+        text: decode_entities(&r.text),
+        translation: r.translation,
+    }))
 }
 
 /// Dates as the formats we know write them.

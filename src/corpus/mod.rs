@@ -11,7 +11,8 @@ mod jsonl;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -276,6 +277,108 @@ impl Corpus {
                 .count(),
             first_date: dates.clone().min(),
             last_date: dates.max(),
+        }
+    }
+}
+
+/// The records of a corpus file one at a time, repeats included, for inputs too big to
+/// hold: JSON Lines are read line by line in bounded memory; the other two formats are
+/// single documents and are parsed whole first.
+pub struct Records {
+    inner: RecordsInner,
+}
+
+enum RecordsInner {
+    Lines {
+        path: PathBuf,
+        reader: std::io::BufReader<std::fs::File>,
+        line_no: usize,
+        num: usize,
+        buf: String,
+    },
+    Parsed(std::vec::IntoIter<Tweet>),
+}
+
+impl Records {
+    pub fn open(path: &Path, format: Option<Format>) -> Result<Records> {
+        let format = match format {
+            Some(f) => f,
+            None => Format::from_path(path)?,
+        };
+        let inner = match format {
+            Format::Jsonl => RecordsInner::Lines {
+                path: path.to_path_buf(),
+                reader: std::io::BufReader::new(
+                    std::fs::File::open(path).map_err(|e| Error::io(path, e))?,
+                ),
+                line_no: 0,
+                num: 0,
+                buf: String::new(),
+            },
+            Format::Bundled | Format::Archive => {
+                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                let text = decode_utf8(path, &bytes)?;
+                let entries = match format {
+                    Format::Bundled => bundled::parse(path, text)?,
+                    _ => archive::parse(path, text)?,
+                };
+                RecordsInner::Parsed(entries.into_iter())
+            }
+        };
+        Ok(Records { inner })
+    }
+
+    /// The records of the bundled corpus.
+    pub fn bundled() -> Records {
+        let entries = bundled::parse(Path::new(BUNDLED_NAME), BUNDLED_TEXT)
+            .expect("the bundled corpus is checked by the test suite");
+        Records {
+            inner: RecordsInner::Parsed(entries.into_iter()),
+        }
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<Tweet>;
+
+    fn next(&mut self) -> Option<Result<Tweet>> {
+        match &mut self.inner {
+            RecordsInner::Parsed(it) => it.next().map(Ok),
+            RecordsInner::Lines {
+                path,
+                reader,
+                line_no,
+                num,
+                buf,
+            } => loop {
+                buf.clear();
+                *line_no += 1;
+                match reader.read_line(buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        return Some(Err(Error::Corpus {
+                            path: path.clone(),
+                            line: *line_no,
+                            msg: "invalid UTF-8".into(),
+                        }))
+                    }
+                    Err(e) => return Some(Err(Error::io(path.as_path(), e))),
+                }
+                match jsonl::parse_line(
+                    path,
+                    *line_no,
+                    buf.trim_end_matches(['\n', '\r']),
+                    *num + 1,
+                ) {
+                    Ok(None) => continue,
+                    Ok(Some(t)) => {
+                        *num += 1;
+                        return Some(Ok(t));
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            },
         }
     }
 }

@@ -16,8 +16,41 @@ use super::bert::Bert;
 use super::model::{cached_sha256, ModelFiles};
 use crate::error::{candle_message, Error, Result};
 
-/// Texts per forward pass. Larger batches waste work on padding even when sorted.
+/// Texts per forward pass on the CPU. Larger batches waste work on padding even when sorted.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// Padded tokens per forward pass on a GPU: big enough to keep it busy, small enough that
+/// a batch of 256-token texts (64 of them) still fits comfortably in memory.
+pub const DEFAULT_GPU_BATCH_TOKENS: usize = 16_384;
+
+/// How length-sorted texts are cut into forward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// A fixed number of texts per batch.
+    Texts(usize),
+    /// As many texts as fit in this many padded tokens (texts × longest length), so short
+    /// texts travel in big batches and long ones in small batches.
+    Tokens(usize),
+}
+
+impl Batching {
+    /// Cuts `lens` (sorted longest first) into consecutive batch sizes.
+    fn plan(self, lens: &[usize]) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        let mut i = 0;
+        while i < lens.len() {
+            let n = match self {
+                Batching::Texts(n) => n.max(1),
+                // The first text is the longest: it sets the padded length of the batch.
+                Batching::Tokens(budget) => (budget / lens[i].max(1)).max(1),
+            }
+            .min(lens.len() - i);
+            sizes.push(n);
+            i += n;
+        }
+        sizes
+    }
+}
 
 /// What identifies the vectors an encoder makes: two stores agree only if this agrees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,11 +122,22 @@ impl DeviceSpec {
 
 /// Number format of weights and activations. Half precision is for GPUs; on the CPU f32 is
 /// both faster and exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     F32,
     F16,
     Bf16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        })
+    }
 }
 
 impl Precision {
@@ -112,6 +156,8 @@ impl Precision {
 pub struct Options {
     pub device: DeviceSpec,
     pub precision: Option<Precision>,
+    /// Default: [`DEFAULT_BATCH_SIZE`] texts on the CPU, [`DEFAULT_GPU_BATCH_TOKENS`] on a GPU.
+    pub batching: Option<Batching>,
 }
 
 pub struct Encoder {
@@ -120,7 +166,8 @@ pub struct Encoder {
     device: Device,
     identity: ModelIdentity,
     pad_id: u32,
-    batch_size: usize,
+    precision: Precision,
+    batching: Batching,
     encoded: AtomicUsize,
 }
 
@@ -182,14 +229,12 @@ impl Encoder {
             .map_err(|e| model_err(&files.tokenizer, e.to_string()))?;
 
         let device = opts.device.open()?;
-        let dtype = opts.precision.map_or(
-            if device.is_cuda() {
-                DType::BF16
-            } else {
-                DType::F32
-            },
-            Precision::dtype,
-        );
+        let precision = opts.precision.unwrap_or(if device.is_cuda() {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        });
+        let dtype = precision.dtype();
         // SAFETY: the weights file is memory-mapped read-only; tweetsim never writes it and
         // the files live in model folders that are replaced, never edited, in place.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], dtype, &device) }
@@ -210,7 +255,7 @@ impl Encoder {
         Ok(Encoder {
             model,
             tokenizer,
-            device,
+            device: device.clone(),
             identity: ModelIdentity {
                 id: files.id.clone(),
                 weights_sha256,
@@ -219,7 +264,12 @@ impl Encoder {
                 pooling,
             },
             pad_id: config.pad_token_id as u32,
-            batch_size: DEFAULT_BATCH_SIZE,
+            precision,
+            batching: opts.batching.unwrap_or(if device.is_cuda() {
+                Batching::Tokens(DEFAULT_GPU_BATCH_TOKENS)
+            } else {
+                Batching::Texts(DEFAULT_BATCH_SIZE)
+            }),
             encoded: AtomicUsize::new(0),
         })
     }
@@ -230,6 +280,19 @@ impl Encoder {
 
     pub fn dim(&self) -> usize {
         self.identity.dim
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// `cpu` or `cuda:N`, for reports and the metadata of exported vectors.
+    pub fn device_label(&self) -> String {
+        match self.device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+            candle_core::DeviceLocation::Cpu => "cpu".into(),
+        }
     }
 
     /// How many texts this encoder has embedded since it was loaded.
@@ -246,26 +309,49 @@ impl Encoder {
     pub fn embed_with_progress(
         &self,
         texts: &[&str],
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Result<Vec<f32>> {
-        let dim = self.dim();
-        let mut out = vec![0f32; texts.len() * dim];
-        if texts.is_empty() {
-            return Ok(out);
-        }
+        let tokens = self.tokenize(texts)?;
+        self.embed_tokens(&tokens, progress)
+    }
+
+    /// Token ids of each text, truncated to the model's length. Separate from
+    /// [`Encoder::embed_tokens`] so a pipeline can tokenize the next chunk on CPU threads
+    /// while the device runs this one.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(Error::encoder)?;
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
-        for batch in order.chunks(self.batch_size) {
-            let rows = self.forward(batch.iter().map(|&i| encodings[i].get_ids()))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
+    /// Embeds tokenized texts into a row-major `tokens.len() × dim` matrix of unit vectors,
+    /// in input order, calling `progress(n)` after each batch of `n` texts.
+    pub fn embed_tokens(
+        &self,
+        tokens: &[Vec<u32>],
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let dim = self.dim();
+        let mut out = vec![0f32; tokens.len() * dim];
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
+        let lens: Vec<usize> = order.iter().map(|&i| tokens[i].len()).collect();
+        let mut buffers = Buffers::default();
+        let mut start = 0;
+        for n in self.batching.plan(&lens) {
+            let batch = &order[start..start + n];
+            start += n;
+            let rows = self.forward(batch.iter().map(|&i| tokens[i].as_slice()), &mut buffers)?;
             for (&i, row) in batch.iter().zip(rows.chunks_exact(dim)) {
                 out[i * dim..(i + 1) * dim].copy_from_slice(row);
             }
-            self.encoded.fetch_add(batch.len(), Ordering::Relaxed);
-            progress(batch.len());
+            self.encoded.fetch_add(n, Ordering::Relaxed);
+            progress(n);
         }
         Ok(out)
     }
@@ -274,11 +360,13 @@ impl Encoder {
     fn forward<'a>(
         &self,
         seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+        buffers: &mut Buffers,
     ) -> Result<Vec<f32>> {
         let b = seqs.len();
         let len = seqs.clone().map(<[u32]>::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(b * len);
-        let mut mask = Vec::with_capacity(b * len);
+        let Buffers { ids, mask } = buffers;
+        ids.clear();
+        mask.clear();
         for s in seqs {
             ids.extend_from_slice(s);
             ids.extend(std::iter::repeat_n(self.pad_id, len - s.len()));
@@ -286,8 +374,8 @@ impl Encoder {
             mask.extend(std::iter::repeat_n(0u32, len - s.len()));
         }
         let e = Error::candle;
-        let ids = Tensor::from_vec(ids, (b, len), &self.device).map_err(e)?;
-        let mask = Tensor::from_vec(mask, (b, len), &self.device).map_err(e)?;
+        let ids = Tensor::from_slice(ids, (b, len), &self.device).map_err(e)?;
+        let mask = Tensor::from_slice(mask, (b, len), &self.device).map_err(e)?;
         // b × len × dim, pooled in f32 whatever the model's precision.
         let hidden = self
             .model
@@ -320,10 +408,35 @@ impl Encoder {
     }
 }
 
+/// Host-side id and mask arrays, reused across the batches of one call instead of
+/// allocated per batch.
+#[derive(Default)]
+struct Buffers {
+    ids: Vec<u32>,
+    mask: Vec<u32>,
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Model {
         path: path.to_path_buf(),
         msg: format!("bad JSON: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_budgets_size_batches_by_their_longest_text() {
+        // Sorted longest first: 100-token texts go 2 at a time, 10-token texts 20 at a time.
+        let lens = [100, 100, 100, 10, 10, 10, 10];
+        assert_eq!(Batching::Tokens(200).plan(&lens), vec![2, 5]);
+        assert_eq!(Batching::Tokens(50).plan(&lens), vec![1, 1, 1, 5]);
+        assert_eq!(Batching::Texts(3).plan(&lens), vec![3, 3, 1]);
+        // A text longer than the budget still gets a batch of its own.
+        assert_eq!(Batching::Tokens(10).plan(&[300]), vec![1]);
+        assert!(Batching::Tokens(10).plan(&[]).is_empty());
+    }
 }

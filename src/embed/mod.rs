@@ -5,7 +5,8 @@ mod encoder;
 mod model;
 
 pub use encoder::{
-    DeviceSpec, Encoder, ModelIdentity, Options, Pooling, Precision, DEFAULT_BATCH_SIZE,
+    Batching, DeviceSpec, Encoder, ModelIdentity, Options, Pooling, Precision, DEFAULT_BATCH_SIZE,
+    DEFAULT_GPU_BATCH_TOKENS,
 };
 pub use model::{
     cached_sha256, sha256_file, short_name, ModelFiles, Resolver, Source, DEFAULT_MODEL,

@@ -602,11 +602,8 @@ fn text_key(text: &str) -> u128 {
 }
 
 fn checksum(path: &Path) -> Result<FileSum> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(FileSum {
-        size: bytes.len() as u64,
-        xxh3: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)),
-    })
+    let (size, xxh3) = fsutil::xxh3_file(path)?;
+    Ok(FileSum { size, xxh3 })
 }
 
 /// Takes the store's writer lock, waiting (with a note) while another writer holds it.

@@ -1,6 +1,7 @@
 //! The encoder reproduces sentence-transformers (all-MiniLM-L6-v2, f32) on the reference set.
 
 use serde::Deserialize;
+use tweetsim::embed::{Batching, DeviceSpec, Encoder, Options, Precision, Resolver, DEFAULT_MODEL};
 use tweetsim::npy;
 
 use crate::common::{cosine, data, encoder, reference_texts};
@@ -111,7 +112,6 @@ fn query_embeddings_and_top10_match_sentence_transformers() {
 /// the slow CPU half-precision path short.
 #[test]
 fn half_precision_stays_within_0999_of_the_reference() {
-    use tweetsim::embed::{DeviceSpec, Encoder, Options, Precision, Resolver, DEFAULT_MODEL};
     let texts = reference_texts();
     let (want, _, dim) = npy::read(&data("reference/minilm-tweets-embeddings.npy")).unwrap();
     let picked: Vec<usize> = (0..texts.len()).step_by(5).collect();
@@ -125,6 +125,7 @@ fn half_precision_stays_within_0999_of_the_reference() {
             Options {
                 device: DeviceSpec::Cpu,
                 precision: Some(precision),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -139,5 +140,36 @@ fn half_precision_stays_within_0999_of_the_reference() {
             refs.len()
         );
         assert!(worst >= 0.999, "{precision:?}: min cosine {worst}");
+    }
+}
+
+/// Token-budget batching (the GPU default) only regroups texts: every vector stays within
+/// 1e-5 of the fixed-size batching used on the CPU, for budgets smaller and larger than a
+/// typical 32-text batch.
+#[test]
+fn token_budget_batches_give_the_same_vectors() {
+    let texts = reference_texts();
+    let refs: Vec<&str> = texts.iter().map(|t| t.text.as_str()).collect();
+    let want = encoder().embed(&refs).unwrap();
+    let files = Resolver::from_env(Some(crate::common::repo().join("models")))
+        .resolve(DEFAULT_MODEL)
+        .unwrap();
+    for budget in [300, 8192] {
+        let enc = Encoder::load_with(
+            &files,
+            Options {
+                device: DeviceSpec::Cpu,
+                batching: Some(Batching::Tokens(budget)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let got = enc.embed(&refs).unwrap();
+        let worst = rows(&got, 384)
+            .into_iter()
+            .zip(rows(&want, 384))
+            .map(|(g, w)| cosine(g, w))
+            .fold(1.0f32, f32::min);
+        assert!(worst > 0.99999, "budget {budget}: min cosine {worst}");
     }
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod corpus;
+mod export;
 mod fidelity;
 mod store;
 mod topics;

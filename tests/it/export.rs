@@ -1,0 +1,222 @@
+//! Vectors made in one place and indexed in another: `tweetsim synth`, streaming `embed`
+//! (chunks, resume after SIGKILL) and `index --embeddings`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tweetsim::index::Store;
+use tweetsim::stream;
+
+use crate::common::{run, tweetsim};
+
+fn ok(args: &[&str]) -> (String, String) {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    (out, err)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A 300-tweet synthetic JSONL whose 5th record appears again at the end (as archives repeat
+/// tweets), so the export has 301 rows for 300 tweets.
+fn corpus_with_a_repeat(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("synth.jsonl");
+    ok(&["synth", "--tweets", "300", "--out", s(&path)]);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let fifth = text.lines().nth(4).unwrap().to_string();
+    text.push_str(&fifth);
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn embed_killed_mid_run_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = corpus_with_a_repeat(dir.path());
+    let full = dir.path().join("full.npy");
+    ok(&[
+        "embed",
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&full),
+        "--chunk",
+        "64",
+    ]);
+
+    let part = dir.path().join("part.npy");
+    let mut child = tweetsim()
+        .args(["embed", "--corpus", s(&corpus), "--out", s(&part)])
+        .args(["--chunk", "64", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once two chunks are on disk, before the end.
+    let progress = dir.path().join("part.progress.json");
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&progress).unwrap_or_default();
+        if text.contains("\"rows\":128") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!part.exists(), "a killed run must not leave a final file");
+
+    let (out, err) = ok(&[
+        "embed",
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&part),
+        "--chunk",
+        "64",
+    ]);
+    assert!(err.contains("resumed after"), "{err}");
+    assert!(out.contains("(301 × 384)"), "{out}");
+    assert_eq!(std::fs::read(&full).unwrap(), std::fs::read(&part).unwrap());
+    let (fids, pids) = (stream::ids_path(&full), stream::ids_path(&part));
+    assert_eq!(std::fs::read(&fids).unwrap(), std::fs::read(&pids).unwrap());
+    assert!(!progress.exists());
+    assert!(!dir.path().join("part.npy.partial").exists());
+    let (_, dim, ids, meta) = stream::read(&part).unwrap();
+    assert_eq!((dim, ids.len()), (384, 301));
+    assert_eq!(ids[4], ids[300]);
+    assert_eq!(meta.unwrap().rows, 301);
+
+    // The same job with another chunk size is another job: it starts over.
+    std::fs::remove_file(&part).unwrap();
+    let (_, err) = ok(&[
+        "embed",
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&part),
+        "--chunk",
+        "1000",
+    ]);
+    assert!(!err.contains("resumed"), "{err}");
+}
+
+#[test]
+fn a_store_from_exported_vectors_holds_exactly_those_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("synth.jsonl");
+    ok(&["synth", "--tweets", "120", "--out", s(&corpus)]);
+    let npy = dir.path().join("v.npy");
+    ok(&["embed", "--corpus", s(&corpus), "--out", s(&npy)]);
+    let store = dir.path().join("store");
+    let (out, _) = ok(&[
+        "index",
+        "--corpus",
+        s(&corpus),
+        "--embeddings",
+        s(&npy),
+        "--store",
+        s(&store),
+    ]);
+    assert!(out.contains("indexed 120 tweets"), "{out}");
+
+    let (data, dim, ids, _) = stream::read(&npy).unwrap();
+    let st = Store::open(&store).unwrap();
+    for (row, id) in ids.iter().enumerate() {
+        let r = st.row(*id).unwrap();
+        assert_eq!(st.vector(r), &data[row * dim..(row + 1) * dim]);
+    }
+    // Queries by text use the model the metadata named; more-like-this works by id.
+    let id = ids[7].to_string();
+    let (out, _) = ok(&[
+        "similar",
+        "--store",
+        s(&store),
+        "--corpus",
+        s(&corpus),
+        "--tweet",
+        &id,
+        "--json",
+    ]);
+    assert_eq!(out.lines().count(), 10);
+    ok(&[
+        "similar",
+        "--store",
+        s(&store),
+        "--corpus",
+        s(&corpus),
+        "some text",
+    ]);
+}
+
+#[test]
+fn vectors_that_do_not_fit_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("a.jsonl");
+    ok(&["synth", "--tweets", "50", "--out", s(&corpus), "--vectors"]);
+    let npy = corpus.with_extension("npy");
+    let store = dir.path().join("store");
+    let index = |corpus: &Path| {
+        run(&[
+            "index",
+            "--corpus",
+            s(corpus),
+            "--embeddings",
+            s(&npy),
+            "--store",
+            s(&store),
+        ])
+    };
+    assert_eq!(index(&corpus).0, 0);
+
+    // Another corpus: ids do not match.
+    let other = dir.path().join("b.jsonl");
+    ok(&["synth", "--tweets", "60", "--out", s(&other), "--seed", "5"]);
+    let (code, _, err) = index(&other);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("has no vector in") || err.contains("another corpus"),
+        "{err}"
+    );
+
+    // A changed byte: the checksum in the metadata catches it.
+    let mut bytes = std::fs::read(&npy).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&npy, &bytes).unwrap();
+    let (code, _, err) = index(&corpus);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("does not match") && err.contains("a.meta.json"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    // Without metadata, vectors of the wrong width are named as such.
+    std::fs::remove_file(stream::meta_path(&npy)).unwrap();
+    let mut w = Vec::new();
+    tweetsim::npy::write(&mut w, &vec![0.5; 50 * 3], 50, 3).unwrap();
+    std::fs::write(&npy, w).unwrap();
+    let (code, _, err) = index(&corpus);
+    assert_ne!(code, 0);
+    assert!(err.contains("3 dimensions"), "{err}");
+}
+
+#[test]
+fn synthetic_sets_are_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jsonl");
+    let b = dir.path().join("b.jsonl");
+    ok(&["synth", "--tweets", "200", "--out", s(&a), "--vectors"]);
+    ok(&["synth", "--tweets", "200", "--out", s(&b), "--vectors"]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let (va, _, _, _) = stream::read(&a.with_extension("npy")).unwrap();
+    let (vb, _, ids, _) = stream::read(&b.with_extension("npy")).unwrap();
+    assert_eq!(va, vb);
+    assert_eq!(ids.len(), 200);
+}
