@@ -49,4 +49,4 @@ export CUDA_COMPUTE_CAP=90
 export LIBRARY_PATH="$home/lib:$home/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
 cargo build --release --features cuda --target-dir target/cuda
 ls -la target/cuda/release/tweetsim
-echo "built target/cuda/release/tweetsim (sm_90); run it with LD_LIBRARY_PATH=$home/lib"
+echo "built target/cuda/release/tweetsim (sm_90); run it on a GPU machine with LD_LIBRARY_PATH at its cu13 libraries, or here (CPU only) with LD_LIBRARY_PATH=$home/lib:$home/lib/stubs"

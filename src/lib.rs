@@ -6,12 +6,14 @@
 //! together behind a command line.
 
 pub mod corpus;
+pub mod dups;
 pub mod embed;
 mod error;
 pub mod fsutil;
 pub mod index;
 pub mod npy;
 pub mod report;
+pub mod search;
 pub mod stream;
 pub mod synth;
 pub mod topics;

@@ -31,7 +31,13 @@ pub const DEFAULT_CHUNK: usize = 16_384;
 pub struct Input<'a> {
     pub path: Option<&'a Path>,
     pub format: Option<Format>,
+    /// Embed each record's text exactly as given, not [`Tweet::embedding_text`]: for
+    /// comparing with other encoders on the same strings. A store will not take such vectors.
+    pub verbatim: bool,
 }
+
+/// The `embedding_text` recorded for vectors of verbatim texts.
+pub const VERBATIM: &str = "verbatim";
 
 /// Describes vectors written by `tweetsim embed`, so they can be indexed on another machine
 /// and checked against the files they came with.
@@ -136,7 +142,12 @@ pub fn embed(
         input_size: 0,
         input_modified_ns: 0,
         model: encoder.identity().clone(),
-        embedding_text: EMBEDDING_TEXT_POLICY.to_string(),
+        embedding_text: if input.verbatim {
+            VERBATIM
+        } else {
+            EMBEDDING_TEXT_POLICY
+        }
+        .to_string(),
         precision: encoder.precision(),
         chunk,
     }
@@ -175,7 +186,10 @@ pub fn embed(
             loop {
                 let tweets: Result<Vec<Tweet>> = records.by_ref().take(chunk).collect();
                 let msg = tweets.and_then(|tweets| {
-                    let texts: Vec<String> = tweets.iter().map(Tweet::embedding_text).collect();
+                    let texts: Vec<String> = match input.verbatim {
+                        true => tweets.iter().map(|t| t.text.clone()).collect(),
+                        false => tweets.iter().map(Tweet::embedding_text).collect(),
+                    };
                     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                     let tokens = encoder.tokenize(&refs)?;
                     Ok((tweets.iter().map(|t| t.id).collect::<Vec<_>>(), tokens))
@@ -254,6 +268,18 @@ pub fn embed(
     })
 }
 
+/// Vectors as [`read`] returns them.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// Row-major `ids.len() × dim`.
+    pub vectors: Vec<f32>,
+    pub dim: usize,
+    /// Status id of each row (repeats possible: one row per input record).
+    pub ids: Vec<u64>,
+    /// From `.meta.json`, when the vectors came with one.
+    pub meta: Option<Meta>,
+}
+
 /// Writes `meta` for the finished `npy` and its `.ids`, with their checksums filled in. The
 /// last step of an export: a crash before it leaves files that [`read`] refuses.
 pub fn seal(npy: &Path, mut meta: Meta) -> Result<()> {
@@ -266,7 +292,7 @@ pub fn seal(npy: &Path, mut meta: Meta) -> Result<()> {
 /// Reads vectors written by [`embed`] (or by any tool, given a `.ids` file): the matrix,
 /// its ids in row order, and the metadata when there is a `.meta.json` beside it, checked
 /// against both files.
-pub fn read(npy_path: &Path) -> Result<(Vec<f32>, usize, Vec<u64>, Option<Meta>)> {
+pub fn read(npy_path: &Path) -> Result<Exported> {
     let ids_path = ids_path(npy_path);
     let meta_path = meta_path(npy_path);
     let meta: Option<Meta> = match fs::read(&meta_path) {
@@ -311,7 +337,12 @@ pub fn read(npy_path: &Path) -> Result<(Vec<f32>, usize, Vec<u64>, Option<Meta>)
             npy_path.display()
         )));
     }
-    Ok((data, dim, ids, meta))
+    Ok(Exported {
+        vectors: data,
+        dim,
+        ids,
+        meta,
+    })
 }
 
 impl Job {

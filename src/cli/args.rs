@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use tweetsim::corpus::Format;
 use tweetsim::embed::{DeviceSpec, Precision, DEFAULT_MODEL};
+use tweetsim::search::Mode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,6 +93,8 @@ pub enum Command {
     Similar(SimilarArgs),
     /// Group the tweets into topics and report size, dates, engagement, keywords and examples.
     Topics(TopicsArgs),
+    /// List groups of near-identical tweets (through the HNSW graph, not all pairs).
+    Dups(DupsArgs),
     /// Make a synthetic corpus (JSONL) recombined from the bundled tweets, optionally with
     /// vectors, for scale tests and benchmarks.
     Synth(SynthArgs),
@@ -103,10 +106,28 @@ pub enum Command {
         /// Output .npy file; the status ids go to the same name with the .ids extension.
         #[arg(long)]
         out: PathBuf,
+        /// Embed each text exactly as given (no removal of reply @handles and links), e.g.
+        /// to compare with another encoder; such vectors cannot make a store.
+        #[arg(long)]
+        verbatim: bool,
         /// Tweets per chunk: memory use and the unit of resumption.
         #[arg(long, default_value_t = tweetsim::stream::DEFAULT_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1..))]
         chunk: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DupsArgs {
+    /// Cosine at or above which two tweets count as near-identical.
+    #[arg(long, default_value_t = tweetsim::search::DUPLICATE_COSINE)]
+    pub threshold: f32,
+    /// One JSON object per group.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +190,16 @@ pub struct SimilarArgs {
     /// Exact search over all vectors instead of the HNSW graph.
     #[arg(long)]
     pub exact: bool,
+    /// Ranking: dense (embedding cosine), lexical (BM25 over word stems) or hybrid (both
+    /// fused; the best on the judged queries).
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    pub mode: Mode,
+    /// List near-duplicate hits separately instead of folding them into the best one.
+    #[arg(long)]
+    pub no_collapse: bool,
+    /// Show per hit the dense and BM25 scores and the query words it matched.
+    #[arg(long)]
+    pub explain: bool,
     /// One JSON object per result line.
     #[arg(long)]
     pub json: bool,

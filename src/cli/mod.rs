@@ -11,10 +11,12 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tweetsim::corpus::{self, Corpus};
 use tweetsim::embed::{Encoder, Resolver};
-use tweetsim::fsutil;
 use tweetsim::index::{self, Filter, HnswParams, Store};
+use tweetsim::{fsutil, search};
 
-use args::{Cli, Command, CorpusArgs, Global, SimilarArgs, StoreArgs, SynthArgs, TopicsArgs};
+use args::{
+    Cli, Command, CorpusArgs, DupsArgs, Global, SimilarArgs, StoreArgs, SynthArgs, TopicsArgs,
+};
 
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
@@ -47,9 +49,15 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Some(Command::Similar(a)) => similar_cmd(g, &a),
-        Some(Command::Embed { corpus, out, chunk }) => embed_cmd(g, &corpus, &out, chunk as usize),
+        Some(Command::Embed {
+            corpus,
+            out,
+            chunk,
+            verbatim,
+        }) => embed_cmd(g, &corpus, &out, chunk as usize, verbatim),
         Some(Command::Topics(a)) => topics_cmd(g, &a),
         Some(Command::Synth(a)) => synth_cmd(g, &a),
+        Some(Command::Dups(a)) => dups_cmd(g, &a),
     }
 }
 
@@ -97,11 +105,12 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
     let dir = store_dir(&a.corpus, &a.store, &g.model)?;
     let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut encoder)?;
 
-    let (query, exclude, header) = match (&query_text, &a.tweet) {
+    let (query, exclude, header, lexical_text) = match (&query_text, &a.tweet) {
         (Some(text), _) => {
             let enc = take_or_load(g, &mut encoder)?;
             store.check_model(enc.identity())?;
-            (enc.embed(&[text])?, None, format!("similar to: {text}"))
+            let v = enc.embed(&[text])?;
+            (v, None, format!("similar to: {text}"), text.clone())
         }
         (None, Some(id)) => {
             let id = parse_tweet_id(id)?;
@@ -119,23 +128,43 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
                 output::date(t),
                 output::one_line(&t.text, 100)
             );
-            (store.vector(row).to_vec(), Some(row), header)
+            (
+                store.vector(row).to_vec(),
+                Some(row),
+                header,
+                t.embedding_text(),
+            )
         }
         (None, None) => bail!("give a query text or --tweet ID"),
     };
-    let k = a.k as usize;
-    let hits = if a.exact {
-        store.search_exact(&query, k, &filter, exclude)?
-    } else {
-        store.search(&query, k, &filter, exclude)?
+    let opts = search::Options {
+        mode: a.mode,
+        k: a.k as usize,
+        filter,
+        exact: a.exact,
+        collapse: (!a.no_collapse).then_some(search::DUPLICATE_COSINE),
+        explain: a.explain,
+        dense_weight: search::HYBRID_DENSE_WEIGHT,
     };
+    let q = search::Query {
+        text: &lexical_text,
+        vector: &query,
+        exclude,
+    };
+    let hits = search::search(&store, &q, &opts)?;
     if hits.is_empty() && !g.quiet {
-        eprintln!("no tweet passes the filters");
+        match a.mode {
+            search::Mode::Lexical => {
+                eprintln!("no tweet that passes the filters shares a word with the query")
+            }
+            _ => eprintln!("no tweet passes the filters"),
+        }
     }
+    let explain = a.explain.then_some(lexical_text.as_str());
     if a.json {
-        output::hits_json(&store, &hits)
+        output::hits_json(&store, &hits, explain)
     } else {
-        output::hits_table(&store, &hits, &header)
+        output::hits_table(&store, &hits, &header, explain)
     }
 }
 
@@ -193,7 +222,13 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
     Ok(())
 }
 
-fn embed_cmd(g: &Global, args: &CorpusArgs, out: &Path, chunk: usize) -> Result<()> {
+fn embed_cmd(
+    g: &Global,
+    args: &CorpusArgs,
+    out: &Path,
+    chunk: usize,
+    verbatim: bool,
+) -> Result<()> {
     if out.extension().is_none_or(|e| e != "npy") {
         bail!("--out {} must end in .npy", out.display());
     }
@@ -201,6 +236,7 @@ fn embed_cmd(g: &Global, args: &CorpusArgs, out: &Path, chunk: usize) -> Result<
     let input = tweetsim::stream::Input {
         path: args.corpus.as_deref(),
         format: args.format,
+        verbatim,
     };
     let bar = progress_bar(g, 0, "embedding");
     let done = tweetsim::stream::embed(&input, out, chunk, &encoder, |done, total| {
@@ -231,6 +267,28 @@ fn embed_cmd(g: &Global, args: &CorpusArgs, out: &Path, chunk: usize) -> Result<
         done.meta_path.display()
     );
     Ok(())
+}
+
+fn dups_cmd(g: &Global, a: &DupsArgs) -> Result<()> {
+    if !(a.threshold > 0.0 && a.threshold <= 1.0) {
+        bail!("--threshold must be in (0, 1], not {}", a.threshold);
+    }
+    let dir = store_dir(&a.corpus, &a.store, &g.model)?;
+    let mut encoder = None;
+    let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut encoder)?;
+    let started = Instant::now();
+    let groups = tweetsim::dups::find(&store, a.threshold);
+    if !g.quiet {
+        eprintln!(
+            "{} groups ({} tweets) at cosine >= {} among {} tweets in {:.2} s",
+            groups.len(),
+            groups.iter().map(|g| g.rows.len()).sum::<usize>(),
+            a.threshold,
+            store.tweets().len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    output::dup_groups(&store, &groups, a.json)
 }
 
 fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
@@ -328,7 +386,12 @@ fn index_vectors_cmd(
 ) -> Result<()> {
     let started = Instant::now();
     let c = load_corpus(g, corpus)?;
-    let (data, dim, ids, meta) = tweetsim::stream::read(npy_path)?;
+    let tweetsim::stream::Exported {
+        vectors: data,
+        dim,
+        ids,
+        meta,
+    } = tweetsim::stream::read(npy_path)?;
     // Vectors without metadata are taken to come from --model; with it, they say which.
     let model = match &meta {
         Some(m) => {

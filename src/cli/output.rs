@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 use tweetsim::corpus::{Corpus, Tweet};
-use tweetsim::index::{Hit, Store};
+use tweetsim::index::Store;
+use tweetsim::search::Ranked;
 
 pub fn corpus_summary(c: &Corpus, json: bool) -> Result<()> {
     let s = c.stats();
@@ -66,11 +67,16 @@ pub fn corpus_summary(c: &Corpus, json: bool) -> Result<()> {
 }
 
 /// One JSON object per hit, one per line.
-pub fn hits_json(store: &Store, hits: &[Hit]) -> Result<()> {
+/// One JSON object per hit; `explain` (the query text) adds the matched words.
+pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Result<()> {
     #[derive(Serialize)]
     struct Row<'a> {
         rank: usize,
         score: f32,
+        dense: f32,
+        lexical: Option<f32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        matched: Option<Vec<String>>,
         id: String,
         date: Option<String>,
         url: &'a str,
@@ -79,6 +85,7 @@ pub fn hits_json(store: &Store, hits: &[Hit]) -> Result<()> {
         retweets: u64,
         replies: u64,
         is_reply: bool,
+        duplicates: Vec<String>,
     }
     let mut out = std::io::stdout().lock();
     for (i, h) in hits.iter().enumerate() {
@@ -86,6 +93,9 @@ pub fn hits_json(store: &Store, hits: &[Hit]) -> Result<()> {
         let row = Row {
             rank: i + 1,
             score: h.score,
+            dense: h.dense,
+            lexical: h.lexical,
+            matched: explain.map(|q| store.lexical().matched(q, &t.embedding_text())),
             id: t.id.to_string(),
             date: t.date.map(|d| d.to_string()),
             url: &t.url,
@@ -94,6 +104,11 @@ pub fn hits_json(store: &Store, hits: &[Hit]) -> Result<()> {
             retweets: t.metrics.retweets,
             replies: t.metrics.replies,
             is_reply: t.is_reply,
+            duplicates: h
+                .duplicates
+                .iter()
+                .map(|&(r, _)| store.tweets()[r].id.to_string())
+                .collect(),
         };
         serde_json::to_writer(&mut out, &row)?;
         writeln!(out)?;
@@ -101,8 +116,14 @@ pub fn hits_json(store: &Store, hits: &[Hit]) -> Result<()> {
     Ok(())
 }
 
-/// Rank, score, date, likes, the text wrapped to the terminal, then the link.
-pub fn hits_table(store: &Store, hits: &[Hit], header: &str) -> Result<()> {
+/// Rank, score, date, likes, the text wrapped to the terminal, then the link; `explain`
+/// (the query text) adds a line with the dense and BM25 scores and the matched words.
+pub fn hits_table(
+    store: &Store,
+    hits: &[Ranked],
+    header: &str,
+    explain: Option<&str>,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", one_line(header, width()))?;
     writeln!(out)?;
@@ -135,6 +156,28 @@ pub fn hits_table(store: &Store, hits: &[Hit], header: &str) -> Result<()> {
         }
         let reply = if t.is_reply { "  (reply)" } else { "" };
         writeln!(out, "{pad}{}{reply}", t.url)?;
+        if let Some(q) = explain {
+            let matched = store.lexical().matched(q, &t.embedding_text());
+            let bm25 = h.lexical.map_or("-".into(), |s| format!("{s:.2}"));
+            let words = if matched.is_empty() {
+                "no query word".into()
+            } else {
+                matched.join(", ")
+            };
+            writeln!(
+                out,
+                "{pad}[dense {:.3} · bm25 {bm25} · matched: {words}]",
+                h.dense
+            )?;
+        }
+        if !h.duplicates.is_empty() {
+            let n = h.duplicates.len();
+            let s = if n == 1 { "" } else { "s" };
+            writeln!(
+                out,
+                "{pad}(+{n} near-duplicate{s} folded in; --no-collapse lists them)"
+            )?;
+        }
     }
     Ok(())
 }
@@ -172,6 +215,44 @@ pub fn width() -> usize {
 fn terminal_size_width() -> Option<usize> {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal().then(textwrap::termwidth)
+}
+
+/// Near-duplicate groups: for people, each group's tweets with their best pair score; for
+/// programs, one JSON object per group.
+pub fn dup_groups(store: &Store, groups: &[tweetsim::dups::Group], json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let tweets = store.tweets();
+    for (i, g) in groups.iter().enumerate() {
+        if json {
+            let obj = serde_json::json!({
+                "group": i + 1,
+                "ids": g.rows.iter().map(|&r| tweets[r].id.to_string()).collect::<Vec<_>>(),
+                "pairs": g.pairs.iter().map(|&(a, b, s)| serde_json::json!({
+                    "a": tweets[a].id.to_string(), "b": tweets[b].id.to_string(), "cosine": s,
+                })).collect::<Vec<_>>(),
+            });
+            writeln!(out, "{obj}")?;
+            continue;
+        }
+        let best = g.pairs.first().map_or(0.0, |p| p.2);
+        writeln!(
+            out,
+            "group {} — {} tweets, best pair cosine {best:.3}",
+            i + 1,
+            g.rows.len()
+        )?;
+        for &r in &g.rows {
+            let t = &tweets[r];
+            writeln!(
+                out,
+                "  {} {:<10} {}",
+                t.id,
+                date(t),
+                one_line(&t.text, width().saturating_sub(34).max(30))
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

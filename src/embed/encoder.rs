@@ -430,10 +430,11 @@ mod tests {
 
     #[test]
     fn token_budgets_size_batches_by_their_longest_text() {
-        // Sorted longest first: 100-token texts go 2 at a time, 10-token texts 20 at a time.
+        // Sorted longest first: a batch starting at a 100-token text holds 2 texts (padded to
+        // 100), one starting at a 10-token text up to 20.
         let lens = [100, 100, 100, 10, 10, 10, 10];
-        assert_eq!(Batching::Tokens(200).plan(&lens), vec![2, 5]);
-        assert_eq!(Batching::Tokens(50).plan(&lens), vec![1, 1, 1, 5]);
+        assert_eq!(Batching::Tokens(200).plan(&lens), vec![2, 2, 3]);
+        assert_eq!(Batching::Tokens(50).plan(&lens), vec![1, 1, 1, 4]);
         assert_eq!(Batching::Texts(3).plan(&lens), vec![3, 3, 1]);
         // A text longer than the budget still gets a batch of its own.
         assert_eq!(Batching::Tokens(10).plan(&[300]), vec![1]);

@@ -17,6 +17,7 @@
 //! Every file's size and xxh3 checksum is in the manifest and checked on open.
 
 mod graph;
+pub mod lexical;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -32,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::{fsutil, npy};
 use graph::Graph;
 pub use graph::{dot, HnswParams};
+use lexical::Lexical;
 
 /// Bumped whenever the layout or meaning of store files changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -148,6 +150,7 @@ pub struct Store {
     vectors: Vec<f32>,
     rows_by_id: HashMap<u64, usize>,
     graph: Graph,
+    lexical: Lexical,
 }
 
 /// The default store folder for a corpus and model, under the user cache directory.
@@ -315,6 +318,19 @@ fn commit(
     names.extend(
         graph::build_and_dump(vectors, dim, params, &gen_dir).map_err(|m| Error::store(dir, m))?,
     );
+    let texts: Vec<String> = corpus.tweets.iter().map(Tweet::embedding_text).collect();
+    let lex_dir = gen_dir.join(lexical::DIR);
+    lexical::build(texts.iter().map(String::as_str), Some(&lex_dir))
+        .map_err(|m| Error::store(dir, m))?;
+    for e in fs::read_dir(&lex_dir).map_err(|e| Error::io(&lex_dir, e))? {
+        let e = e.map_err(|e| Error::io(&lex_dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        // tantivy's lock files are empty markers, not part of the index.
+        if e.path().is_file() && !name.ends_with(".lock") {
+            names.push(format!("{}/{name}", lexical::DIR));
+        }
+    }
+    fsutil::sync_dir(&lex_dir).map_err(|e| Error::io(&lex_dir, e))?;
     let mut files = BTreeMap::new();
     for name in &names {
         let path = gen_dir.join(name);
@@ -367,6 +383,18 @@ impl Store {
         let corrupt = |msg: String| Error::store(dir, msg);
         let mut expected = graph::graph_files();
         expected.extend([TWEETS.to_string(), EMBEDDINGS.to_string()]);
+        let lexical_prefix = format!("{}/", lexical::DIR);
+        let has_lexical = manifest
+            .files
+            .keys()
+            .any(|k| k.starts_with(&lexical_prefix));
+        expected.extend(
+            manifest
+                .files
+                .keys()
+                .filter(|k| k.starts_with(&lexical_prefix))
+                .cloned(),
+        );
         for name in &expected {
             let want = manifest
                 .files
@@ -412,8 +440,17 @@ impl Store {
                 graph.len()
             )));
         }
+        // Stores written before the lexical index existed get one in memory.
+        let lexical = if has_lexical {
+            Lexical::open(&gen_dir.join(lexical::DIR))
+        } else {
+            let texts: Vec<String> = tweets.iter().map(Tweet::embedding_text).collect();
+            lexical::build(texts.iter().map(String::as_str), None)
+        }
+        .map_err(corrupt)?;
         let rows_by_id = tweets.iter().enumerate().map(|(r, t)| (t.id, r)).collect();
         Ok(Store {
+            lexical,
             dir: dir.to_path_buf(),
             manifest,
             tweets,
@@ -493,6 +530,30 @@ impl Store {
         let allowed = |row: usize| Some(row) != exclude && filter.accepts(&self.tweets[row]);
         let count = (0..self.tweets.len()).filter(|&r| allowed(r)).count();
         Ok(self.search_where(query, k, Some((&allowed, count))))
+    }
+
+    /// The best `k` rows by BM25 for `text` that pass `filter`, never `exclude`; `Hit::score`
+    /// is the BM25 score. Tweets sharing no word stem with the text are not returned.
+    pub fn search_lexical(
+        &self,
+        text: &str,
+        k: usize,
+        filter: &Filter,
+        exclude: Option<usize>,
+    ) -> Vec<Hit> {
+        let among = std::sync::Arc::new(RowSet::new(self.tweets.len(), |r| {
+            Some(r) != exclude && filter.accepts(&self.tweets[r])
+        }));
+        self.lexical
+            .search(text, k, &among)
+            .into_iter()
+            .map(|(row, score)| Hit { row, score })
+            .collect()
+    }
+
+    /// The lexical index, for explaining matches.
+    pub fn lexical(&self) -> &Lexical {
+        &self.lexical
     }
 
     /// The `k` nearest rows to `row` within `among` (never `row` itself).

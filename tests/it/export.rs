@@ -87,10 +87,10 @@ fn embed_killed_mid_run_resumes_to_the_same_bytes() {
     assert_eq!(std::fs::read(&fids).unwrap(), std::fs::read(&pids).unwrap());
     assert!(!progress.exists());
     assert!(!dir.path().join("part.npy.partial").exists());
-    let (_, dim, ids, meta) = stream::read(&part).unwrap();
-    assert_eq!((dim, ids.len()), (384, 301));
-    assert_eq!(ids[4], ids[300]);
-    assert_eq!(meta.unwrap().rows, 301);
+    let e = stream::read(&part).unwrap();
+    assert_eq!((e.dim, e.ids.len()), (384, 301));
+    assert_eq!(e.ids[4], e.ids[300]);
+    assert_eq!(e.meta.unwrap().rows, 301);
 
     // The same job with another chunk size is another job: it starts over.
     std::fs::remove_file(&part).unwrap();
@@ -125,7 +125,12 @@ fn a_store_from_exported_vectors_holds_exactly_those_vectors() {
     ]);
     assert!(out.contains("indexed 120 tweets"), "{out}");
 
-    let (data, dim, ids, _) = stream::read(&npy).unwrap();
+    let stream::Exported {
+        vectors: data,
+        dim,
+        ids,
+        ..
+    } = stream::read(&npy).unwrap();
     let st = Store::open(&store).unwrap();
     for (row, id) in ids.iter().enumerate() {
         let r = st.row(*id).unwrap();
@@ -215,8 +220,8 @@ fn synthetic_sets_are_reproducible() {
     ok(&["synth", "--tweets", "200", "--out", s(&a), "--vectors"]);
     ok(&["synth", "--tweets", "200", "--out", s(&b), "--vectors"]);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-    let (va, _, _, _) = stream::read(&a.with_extension("npy")).unwrap();
-    let (vb, _, ids, _) = stream::read(&b.with_extension("npy")).unwrap();
-    assert_eq!(va, vb);
-    assert_eq!(ids.len(), 200);
+    let ea = stream::read(&a.with_extension("npy")).unwrap();
+    let eb = stream::read(&b.with_extension("npy")).unwrap();
+    assert_eq!(ea.vectors, eb.vectors);
+    assert_eq!(eb.ids.len(), 200);
 }

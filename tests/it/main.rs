@@ -6,5 +6,7 @@ mod common;
 mod corpus;
 mod export;
 mod fidelity;
+mod judged;
+mod retrieval;
 mod store;
 mod topics;

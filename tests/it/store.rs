@@ -180,6 +180,8 @@ fn damaged_copy() -> (tempfile::TempDir, std::path::PathBuf) {
     fs::create_dir_all(dst.join(&m.generation)).unwrap();
     fs::copy(src.join("manifest.json"), dst.join("manifest.json")).unwrap();
     for f in m.files.keys() {
+        let to = dst.join(&m.generation).join(f);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
         fs::copy(
             src.join(&m.generation).join(f),
             dst.join(&m.generation).join(f),
@@ -221,6 +223,17 @@ fn corrupt_truncated_or_foreign_stores_are_refused() {
     g[100] ^= 0xff;
     fs::write(&graph, &g).unwrap();
 
+    let term = fs::read_dir(gen.join("lexical"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "term"))
+        .expect("the lexical index has a term dictionary");
+    let t = fs::read(&term).unwrap();
+    fs::write(&term, &t[..t.len() / 2]).unwrap();
+    let e = open_err(&gen);
+    assert!(e.contains("lexical/") && e.contains("is corrupt"), "{e}");
+    fs::write(&term, &t).unwrap();
+
     fs::remove_file(gen.join("tweets.jsonl")).unwrap();
     assert!(open_err(&gen).contains("tweets.jsonl is missing"));
 
@@ -237,6 +250,24 @@ fn corrupt_truncated_or_foreign_stores_are_refused() {
     assert!(open_err(&gen).contains("manifest.json is corrupt"));
     fs::remove_file(&manifest).unwrap();
     assert!(open_err(&gen).contains("no store here"));
+}
+
+/// A store written before the lexical index existed opens, with the index built in memory.
+#[test]
+fn stores_without_a_lexical_index_still_search_lexically() {
+    let (_t, gen) = damaged_copy();
+    fs::remove_dir_all(gen.join("lexical")).unwrap();
+    let manifest = gen.parent().unwrap().join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["files"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| !k.starts_with("lexical/"));
+    fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let store = Store::open(gen.parent().unwrap()).unwrap();
+    let hits = store.search_lexical("micrograd", 3, &Default::default(), None);
+    assert!(store.tweets()[hits[0].row].text.contains("micrograd"));
 }
 
 #[test]
