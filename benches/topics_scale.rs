@@ -1,42 +1,23 @@
-//! Topic discovery at scale on synthetic tweets whose vectors are near real ones.
+//! Topic discovery and near-duplicate mining at scale on synthetic tweets whose vectors are near real ones.
 //!
 //! For each size N (default 10,000 and 100,000): N tweets are made by recombining the bundled
 //! corpus (first half of one tweet's words + second half of another's, date of the first,
 //! likes of the second) with vectors 0.7·v_i + 0.3·v_j + small noise, renormalised. A store is
 //! built from them (HNSW included), then `topics::discover` and `Report::new` run on it.
 //! Prints wall times per stage, topics found, unassigned share and peak RSS, so the growth from
-//! 10k to 100k shows whether the pipeline is near-linear.
+//! 10k to 100k shows whether the pipeline is near-linear. `dups::find` (graph neighbours +
+//! union-find) is timed on the same stores.
 //!
 //! Run: `cargo bench --bench topics_scale [-- 10000,100000]`
 
 use std::time::Instant;
 
-use tweetsim::corpus::{Corpus, Format, Tweet};
+use tweetsim::corpus::{Corpus, Format};
 use tweetsim::embed::{Encoder, Resolver, DEFAULT_MODEL};
 use tweetsim::index::{self, HnswParams, Store};
 use tweetsim::report::Report;
+use tweetsim::synth;
 use tweetsim::topics::{self, Options};
-
-/// SplitMix64: a fixed-seed generator, so every run builds the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        let u2 = ((self.next() >> 11) as f64) / (1u64 << 53) as f64;
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    }
-}
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -86,7 +67,7 @@ fn main() {
         base.len()
     );
     println!(
-        "{:>8} {:>9} {:>10} {:>10} {:>9} {:>7} {:>11} {:>9}",
+        "{:>8} {:>9} {:>10} {:>10} {:>9} {:>7} {:>11} {:>7} {:>11} {:>9}",
         "tweets",
         "build s",
         "discover s",
@@ -94,37 +75,21 @@ fn main() {
         "s/1k twt",
         "topics",
         "unassigned",
+        "dups s",
+        "dup groups",
         "peak MB"
     );
 
     for &n in &sizes {
-        let mut rng = Rng(2022);
+        // Texts and vectors from the same generator `tweetsim synth --vectors` uses.
+        let mut gen = synth::Tweets::new(base, 2022);
         let mut tweets = Vec::with_capacity(n);
         let mut vectors = Vec::with_capacity(n * dim);
-        for k in 0..n {
-            let (i, j) = (rng.below(base.len()), rng.below(base.len()));
-            let (a, b) = (&base[i], &base[j]);
-            let wa: Vec<&str> = a.text.split_whitespace().collect();
-            let wb: Vec<&str> = b.text.split_whitespace().collect();
-            let text = [&wa[..wa.len().div_ceil(2)], &wb[wb.len() / 2..]]
-                .concat()
-                .join(" ");
-            tweets.push(Tweet {
-                id: 1_000_000_000_000 + k as u64,
-                num: k + 1,
-                text,
-                metrics: b.metrics,
-                ..a.clone()
-            });
-            let mut v: Vec<f32> = real
-                .vector(i)
-                .iter()
-                .zip(real.vector(j))
-                .map(|(x, y)| 0.7 * x + 0.3 * y + 0.02 * rng.normal())
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= norm);
-            vectors.extend(v);
+        for _ in 0..n {
+            let made = gen.next().expect("endless");
+            let (i, j) = made.parents;
+            vectors.extend(synth::mix(real.vector(i), real.vector(j), gen.rng()));
+            tweets.push(made.tweet);
         }
         let corpus = Corpus {
             source: format!("synthetic-{n}"),
@@ -154,11 +119,15 @@ fn main() {
         let json = report.to_json();
         let rep = t2.elapsed().as_secs_f64();
         assert!(json.len() > n);
+        let t3 = Instant::now();
+        let dup_groups = tweetsim::dups::find(&store, tweetsim::search::DUPLICATE_COSINE);
+        let dups = t3.elapsed().as_secs_f64();
         println!(
-            "{n:>8} {build:>9.1} {discover:>10.2} {rep:>10.2} {:>9.3} {:>7} {:>10.1}% {:>9.0}",
+            "{n:>8} {build:>9.1} {discover:>10.2} {rep:>10.2} {:>9.3} {:>7} {:>10.1}% {dups:>7.2} {:>11} {:>9.0}",
             discover / (n as f64 / 1000.0),
             found.topics.len(),
             100.0 * report.unassigned_share,
+            dup_groups.len(),
             peak_rss_mb()
         );
     }
