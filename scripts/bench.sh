@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end figures on the bundled corpus, each from fresh processes of the release binary:
-#   1. embedding throughput (`tweetsim embed`, 657 unique tweets),
+#   1. embedding throughput (`tweetsim embed`, the 680 records),
 #   2. store build time from scratch (`tweetsim index`: embed + HNSW + files),
 #   3. per-process wall time of `tweetsim similar "..."` against a built store.
 # Medians over several rounds; machines here are noisy, so read the spread too.
@@ -34,8 +34,8 @@ run("similar", "warm up", "--store", f"{work}/store")          # builds the stor
 rates = []
 for _ in range(rounds):
     _, p = run("embed", "--out", f"{work}/e.npy")
-    rates.append(float(re.search(r"\(([\d.]+) tweets/s\)", p.stderr).group(1)))
-summary("embed 657 tweets (encoder only)", rates, "tweets/s")
+    rates.append(float(re.search(r"\(([\d.]+) tweets/s", p.stderr).group(1)))
+summary("embed 680 tweets (encoder only)", rates, "tweets/s")
 builds = []
 for i in range(rounds):
     secs, _ = run("index", "--quiet", "--store", f"{work}/fresh{i}")

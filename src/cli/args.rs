@@ -50,6 +50,11 @@ pub struct Global {
     #[arg(long, global = true, env = "TWEETSIM_BATCH_TOKENS", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_tokens: Option<u32>,
 
+    /// CPU encoder: batches run at once, each on one thread (1 = one batch at a time on
+    /// all threads).
+    #[arg(long, global = true, env = "TWEETSIM_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: Option<u32>,
+
     /// CPU threads for the encoder [default: all cores].
     #[arg(long, global = true, env = "TWEETSIM_THREADS")]
     pub threads: Option<usize>,

@@ -487,6 +487,7 @@ fn load_encoder(g: &Global) -> Result<Encoder> {
         batching: g
             .batch_tokens
             .map(|n| tweetsim::embed::Batching::Tokens(n as usize)),
+        workers: g.workers.map(|n| n as usize),
     };
     Ok(Encoder::load_with(&files, opts)?)
 }

@@ -158,6 +158,9 @@ pub struct Options {
     pub precision: Option<Precision>,
     /// Default: [`DEFAULT_BATCH_SIZE`] texts on the CPU, [`DEFAULT_GPU_BATCH_TOKENS`] on a GPU.
     pub batching: Option<Batching>,
+    /// CPU only: run this many batches at once, each single-threaded, instead of one batch
+    /// at a time with every thread on each matrix product. Default 1.
+    pub workers: Option<usize>,
 }
 
 pub struct Encoder {
@@ -168,6 +171,7 @@ pub struct Encoder {
     pad_id: u32,
     precision: Precision,
     batching: Batching,
+    workers: usize,
     encoded: AtomicUsize,
 }
 
@@ -270,6 +274,11 @@ impl Encoder {
             } else {
                 Batching::Texts(DEFAULT_BATCH_SIZE)
             }),
+            workers: if device.is_cuda() {
+                1
+            } else {
+                opts.workers.unwrap_or(1).max(1)
+            },
             encoded: AtomicUsize::new(0),
         })
     }
@@ -341,19 +350,79 @@ impl Encoder {
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
         let lens: Vec<usize> = order.iter().map(|&i| tokens[i].len()).collect();
-        let mut buffers = Buffers::default();
+        let mut batches: Vec<&[usize]> = Vec::new();
         let mut start = 0;
         for n in self.batching.plan(&lens) {
-            let batch = &order[start..start + n];
+            batches.push(&order[start..start + n]);
             start += n;
-            let rows = self.forward(batch.iter().map(|&i| tokens[i].as_slice()), &mut buffers)?;
+        }
+        let mut place = |batch: &[usize], rows: &[f32]| {
             for (&i, row) in batch.iter().zip(rows.chunks_exact(dim)) {
                 out[i * dim..(i + 1) * dim].copy_from_slice(row);
             }
-            self.encoded.fetch_add(n, Ordering::Relaxed);
-            progress(n);
+            self.encoded.fetch_add(batch.len(), Ordering::Relaxed);
+            progress(batch.len());
+        };
+        if self.workers <= 1 || batches.len() < 2 {
+            let mut buffers = Buffers::default();
+            for batch in &batches {
+                let rows =
+                    self.forward(batch.iter().map(|&i| tokens[i].as_slice()), &mut buffers)?;
+                place(batch, &rows);
+            }
+        } else {
+            self.forward_parallel(tokens, &batches, &mut place)?;
         }
         Ok(out)
+    }
+
+    /// Runs `batches` on `self.workers` threads, each in a one-thread rayon pool so candle's
+    /// kernels inside it run single-threaded: small matrix products split across cores
+    /// spend much of their time synchronising, whole batches per core do not.
+    fn forward_parallel(
+        &self,
+        tokens: &[Vec<u32>],
+        batches: &[&[usize]],
+        place: &mut impl FnMut(&[usize], &[f32]),
+    ) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(usize, Vec<f32>)>>();
+        std::thread::scope(|scope| {
+            for _ in 0..self.workers {
+                let (tx, next) = (tx.clone(), &next);
+                scope.spawn(move || {
+                    let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                        Ok(p) => p,
+                        Err(e) => return drop(tx.send(Err(Error::encoder(e)))),
+                    };
+                    pool.install(|| {
+                        let mut buffers = Buffers::default();
+                        loop {
+                            let b = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(batch) = batches.get(b) else { return };
+                            let seqs = batch.iter().map(|&i| tokens[i].as_slice());
+                            let rows = self.forward(seqs, &mut buffers);
+                            let failed = rows.is_err();
+                            if tx.send(rows.map(|r| (b, r))).is_err() || failed {
+                                return;
+                            }
+                        }
+                    })
+                });
+            }
+            drop(tx);
+            for msg in rx {
+                match msg {
+                    Ok((b, rows)) => place(batches[b], &rows),
+                    Err(e) => {
+                        // Stop the others at their next batch.
+                        next.store(usize::MAX / 2, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     /// One padded batch through BERT, pooled and normalised: `len × dim`, row-major.

@@ -143,8 +143,8 @@ fn half_precision_stays_within_0999_of_the_reference() {
     }
 }
 
-/// Token-budget batching (the GPU default) only regroups texts: every vector stays within
-/// 1e-5 of the fixed-size batching used on the CPU, for budgets smaller and larger than a
+/// Token-budget batching (the GPU default) and parallel CPU workers only regroup the work:
+/// every vector stays within 1e-5 of the default path, for budgets smaller and larger than a
 /// typical 32-text batch.
 #[test]
 fn token_budget_batches_give_the_same_vectors() {
@@ -154,12 +154,13 @@ fn token_budget_batches_give_the_same_vectors() {
     let files = Resolver::from_env(Some(crate::common::repo().join("models")))
         .resolve(DEFAULT_MODEL)
         .unwrap();
-    for budget in [300, 8192] {
+    for (budget, workers) in [(Some(300), 1), (Some(8192), 1), (None, 2)] {
         let enc = Encoder::load_with(
             &files,
             Options {
                 device: DeviceSpec::Cpu,
-                batching: Some(Batching::Tokens(budget)),
+                batching: budget.map(Batching::Tokens),
+                workers: Some(workers),
                 ..Default::default()
             },
         )
@@ -170,6 +171,9 @@ fn token_budget_batches_give_the_same_vectors() {
             .zip(rows(&want, 384))
             .map(|(g, w)| cosine(g, w))
             .fold(1.0f32, f32::min);
-        assert!(worst > 0.99999, "budget {budget}: min cosine {worst}");
+        assert!(
+            worst > 0.99999,
+            "budget {budget:?}, {workers} workers: min cosine {worst}"
+        );
     }
 }
