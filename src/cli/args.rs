@@ -205,6 +205,9 @@ pub struct SimilarArgs {
     /// Show per hit the dense and BM25 scores and the query words it matched.
     #[arg(long)]
     pub explain: bool,
+    /// Print on stderr how long each stage took (store, encoder load, embed, search, print).
+    #[arg(long)]
+    pub timings: bool,
     /// One JSON object per result line.
     #[arg(long)]
     pub json: bool,

@@ -100,16 +100,20 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
         Some(q) => Some(q.trim().to_string()),
         None => None,
     };
+    let mut clock = Stages::new(a.timings);
     // The encoder is needed for a text query, or to build the store.
     let mut encoder: Option<Encoder> = None;
     let dir = store_dir(&a.corpus, &a.store, &g.model)?;
     let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut encoder)?;
+    clock.mark("store open");
 
     let (query, exclude, header, lexical_text) = match (&query_text, &a.tweet) {
         (Some(text), _) => {
             let enc = take_or_load(g, &mut encoder)?;
+            clock.mark("encoder load (weights map + tokenizer)");
             store.check_model(enc.identity())?;
             let v = enc.embed(&[text])?;
+            clock.mark("embed query");
             (v, None, format!("similar to: {text}"), text.clone())
         }
         (None, Some(id)) => {
@@ -152,6 +156,7 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
         exclude,
     };
     let hits = search::search(&store, &q, &opts)?;
+    clock.mark("search");
     if hits.is_empty() && !g.quiet {
         match a.mode {
             search::Mode::Lexical => {
@@ -162,9 +167,51 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
     }
     let explain = a.explain.then_some(lexical_text.as_str());
     if a.json {
-        output::hits_json(&store, &hits, explain)
+        output::hits_json(&store, &hits, explain)?;
     } else {
-        output::hits_table(&store, &hits, &header, explain)
+        output::hits_table(&store, &hits, &header, explain)?;
+    }
+    clock.mark("print");
+    clock.report();
+    Ok(())
+}
+
+/// `--timings`: wall time per stage of one command, on stderr.
+struct Stages {
+    on: bool,
+    last: Instant,
+    marks: Vec<(&'static str, f64)>,
+}
+
+impl Stages {
+    fn new(on: bool) -> Stages {
+        Stages {
+            on,
+            last: Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        let now = Instant::now();
+        self.marks
+            .push((what, (now - self.last).as_secs_f64() * 1e3));
+        self.last = now;
+    }
+
+    fn report(&self) {
+        if self.on {
+            let total: f64 = self.marks.iter().map(|m| m.1).sum();
+            let parts: Vec<String> = self
+                .marks
+                .iter()
+                .map(|(w, ms)| format!("{w} {ms:.1} ms"))
+                .collect();
+            eprintln!(
+                "timings: {}; total {total:.1} ms after start-up",
+                parts.join(", ")
+            );
+        }
     }
 }
 
