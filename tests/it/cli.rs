@@ -298,3 +298,29 @@ fn embed_writes_npy_and_ids_in_corpus_order() {
     let e = fails(&["embed", "--out", dir.path().join("x.bin").to_str().unwrap()]);
     assert!(e.contains("must end in .npy"), "{e}");
 }
+
+#[test]
+fn timings_name_every_stage() {
+    let (code, _, err) = run(&[
+        "similar",
+        "--store",
+        &store_arg(),
+        "data engine",
+        "--timings",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("timings:"))
+        .unwrap_or_default();
+    for stage in [
+        "store open",
+        "encoder load",
+        "embed query",
+        "search",
+        "print",
+        "total",
+    ] {
+        assert!(line.contains(stage), "{stage} missing: {err}");
+    }
+}
