@@ -248,7 +248,7 @@ impl Encoder {
                     format!("cannot map weights: {}", candle_message(&e)),
                 )
             })?;
-        let model = Bert::load(vb, &config).map_err(|e| {
+        let model = Bert::load(vb, &config, &files.weights).map_err(|e| {
             model_err(
                 &files.weights,
                 format!("not a BERT checkpoint: {}", candle_message(&e)),
