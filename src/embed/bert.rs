@@ -42,8 +42,7 @@ impl Bert {
         let vb = if prefix.is_empty() { vb } else { vb.pp("bert") };
         let e = vb.pp("embeddings");
         let word_name = format!("{prefix}embeddings.word_embeddings.weight");
-        let word = match WordTable::mapped(weights, &word_name, config, vb.dtype(), vb.device())?
-        {
+        let word = match WordTable::mapped(weights, &word_name, config, vb.dtype(), vb.device())? {
             Some(t) => t,
             None => WordTable::Loaded(embedding(
                 config.vocab_size,
@@ -117,8 +116,7 @@ impl WordTable {
         let file = unsafe { MmapedSafetensors::new(path)? };
         let view = file.get(name)?;
         let (rows, hidden) = (config.vocab_size, config.hidden_size);
-        if DType::try_from(view.dtype()).ok() != Some(DType::F32)
-            || view.shape() != [rows, hidden]
+        if DType::try_from(view.dtype()).ok() != Some(DType::F32) || view.shape() != [rows, hidden]
         {
             return Ok(None);
         }
