@@ -6,6 +6,7 @@ mod common;
 mod corpus;
 mod export;
 mod fidelity;
+mod hostile;
 mod judged;
 mod retrieval;
 mod store;

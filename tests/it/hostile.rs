@@ -1,0 +1,241 @@
+//! Hostile input: property-based fuzzing (proptest) of the three corpus parsers, the `.npy`
+//! reader, exported vectors and store loading. Any input may be refused with an error; none
+//! may panic. CI runs a few hundred cases per target; `scripts/fuzz.sh MINUTES` runs them at
+//! length with fresh seeds; a failure prints its minimal input and the seed that found it.
+
+use std::fs;
+use std::path::Path;
+
+use proptest::prelude::*;
+use tweetsim::corpus::{Corpus, Format};
+use tweetsim::index::{self, Store};
+
+use crate::common::{bundled_store, data};
+
+/// Edits that keep most of a valid file and break it somewhere: cut, splice, duplicate,
+/// overwrite, insert.
+#[derive(Debug, Clone)]
+enum Edit {
+    Truncate(usize),
+    Delete(usize, usize),
+    Insert(usize, Vec<u8>),
+    Overwrite(usize, Vec<u8>),
+    Duplicate(usize, usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let bytes = prop::collection::vec(
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(b"\n\r\t \"{}[]:,#&;0123456789-abcxyz\\".to_vec())
+        ],
+        0..24,
+    );
+    prop_oneof![
+        any::<usize>().prop_map(Edit::Truncate),
+        (any::<usize>(), 0..200usize).prop_map(|(a, n)| Edit::Delete(a, n)),
+        (any::<usize>(), bytes.clone()).prop_map(|(a, b)| Edit::Insert(a, b)),
+        (any::<usize>(), bytes).prop_map(|(a, b)| Edit::Overwrite(a, b)),
+        (any::<usize>(), 0..400usize).prop_map(|(a, n)| Edit::Duplicate(a, n)),
+    ]
+}
+
+fn apply(mut v: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+    for e in edits {
+        let n = v.len().max(1);
+        match e {
+            Edit::Truncate(a) => v.truncate(a % n),
+            Edit::Delete(a, k) => {
+                let a = a % n;
+                let b = (a + k).min(v.len());
+                if a < b {
+                    v.drain(a..b);
+                }
+            }
+            Edit::Insert(a, b) => {
+                let a = (a % n).min(v.len());
+                v.splice(a..a, b.iter().copied());
+            }
+            Edit::Overwrite(a, b) => {
+                let a = a % n;
+                for (i, x) in b.iter().enumerate() {
+                    if let Some(slot) = v.get_mut(a + i) {
+                        *slot = *x;
+                    }
+                }
+            }
+            Edit::Duplicate(a, k) => {
+                let a = a % n;
+                let b = (a + k).min(v.len());
+                let piece = v[a.min(v.len())..b].to_vec();
+                v.splice(b..b, piece);
+            }
+        }
+    }
+    v
+}
+
+/// Parses bytes as the given format the way `Corpus::load` does (UTF-8 check included).
+fn parse_bytes(bytes: &[u8], format: Format) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(match format {
+        Format::Bundled => "c.txt",
+        Format::Archive => "c.js",
+        Format::Jsonl => "c.jsonl",
+    });
+    fs::write(&path, bytes).unwrap();
+    let _ = Corpus::load(&path, Some(format));
+    let _ = tweetsim::corpus::Records::open(&path, Some(format)).map(|r| r.count());
+}
+
+/// CI: 64 cases per target from a fixed seed, so a run is repeatable. `scripts/fuzz.sh`
+/// sets `PROPTEST_CASES` high and `FUZZ_SEED` to a fresh seed per round.
+fn cases() -> ProptestConfig {
+    let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<u64>().ok());
+    ProptestConfig {
+        cases: env("PROPTEST_CASES").unwrap_or(64) as u32,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(env("FUZZ_SEED").unwrap_or(2022)),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn bundled_sample() -> Vec<u8> {
+    // The first ~40 entries: enough structure, fast to parse thousands of times.
+    let text = Corpus::bundled_text();
+    let cut = text
+        .match_indices("\n### ")
+        .nth(40)
+        .map_or(text.len(), |(i, _)| i);
+    text.as_bytes()[..cut].to_vec()
+}
+
+fn jsonl_sample() -> Vec<u8> {
+    let tweets = Corpus::bundled().tweets;
+    tweets[..30]
+        .iter()
+        .map(|t| tweetsim::synth::to_jsonl(t) + "\n")
+        .collect::<String>()
+        .into_bytes()
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    #[test]
+    fn bundled_parser_never_panics(edits in prop::collection::vec(edit(), 1..6)) {
+        parse_bytes(&apply(bundled_sample(), &edits), Format::Bundled);
+    }
+
+    #[test]
+    fn archive_parser_never_panics(edits in prop::collection::vec(edit(), 1..6)) {
+        let sample = fs::read(data("archive/tweets.js")).unwrap();
+        parse_bytes(&apply(sample, &edits), Format::Archive);
+    }
+
+    #[test]
+    fn jsonl_parser_never_panics(edits in prop::collection::vec(edit(), 1..6)) {
+        parse_bytes(&apply(jsonl_sample(), &edits), Format::Jsonl);
+    }
+
+    #[test]
+    fn parsers_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
+        for f in [Format::Bundled, Format::Archive, Format::Jsonl] {
+            parse_bytes(&bytes, f);
+        }
+    }
+
+    #[test]
+    fn npy_and_exported_vectors_never_panic(edits in prop::collection::vec(edit(), 1..4)) {
+        let mut valid = Vec::new();
+        tweetsim::npy::write(&mut valid, &[0.5; 12], 3, 4).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let npy = dir.path().join("v.npy");
+        fs::write(&npy, apply(valid, &edits)).unwrap();
+        let _ = tweetsim::npy::read(&npy);
+        fs::write(dir.path().join("v.ids"), apply(b"1\n2\n3\n".to_vec(), &edits)).unwrap();
+        let _ = tweetsim::stream::read(&npy);
+    }
+}
+
+/// A copy of the shared bundled store with one file edited; the manifest's checksum of that
+/// file is rewritten to match when `forge` is set, so the edit reaches the file's parser.
+fn open_edited(file: &str, edits: &[Edit], forge: bool) {
+    let src = bundled_store();
+    let m = index::read_manifest(src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path();
+    let gen = dst.join(&m.generation);
+    for f in m.files.keys() {
+        let to = gen.join(f);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(src.join(&m.generation).join(f), to).unwrap();
+    }
+    let mut manifest = fs::read_to_string(src.join("manifest.json")).unwrap();
+    if file == "manifest.json" {
+        manifest = String::from_utf8_lossy(&apply(manifest.into_bytes(), edits)).into_owned();
+    } else {
+        let path = gen.join(file);
+        let edited = apply(fs::read(&path).unwrap(), edits);
+        fs::write(&path, &edited).unwrap();
+        if forge {
+            let (size, xxh3) = tweetsim::fsutil::xxh3_file(&path).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+            v["files"][file] = serde_json::json!({ "size": size, "xxh3": xxh3 });
+            manifest = v.to_string();
+        }
+    }
+    fs::write(dst.join("manifest.json"), manifest).unwrap();
+    let _ = Store::open(dst);
+}
+
+fn store_file() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "manifest.json",
+        "tweets.jsonl",
+        "embeddings.npy",
+        "graph.hnsw.graph",
+        "graph.hnsw.data",
+    ])
+}
+
+proptest! {
+    // Each case copies a store: a tenth as many cases as the parsers get.
+    #![proptest_config(ProptestConfig { cases: (cases().cases / 10).max(6), ..cases() })]
+
+    /// Edited store files are refused by checksum; with forged checksums, the tweets and
+    /// vectors parsers still refuse them cleanly. (The graph files are only ever read after
+    /// their checksum matched: hnsw_rs asserts on malformed input.)
+    #[test]
+    fn store_loading_never_panics(
+        file in store_file(),
+        edits in prop::collection::vec(edit(), 1..4),
+        forge in any::<bool>(),
+    ) {
+        let forge = forge && matches!(file, "tweets.jsonl" | "embeddings.npy");
+        open_edited(file, &edits, forge);
+    }
+}
+
+#[test]
+fn an_edited_store_file_is_named_in_the_error() {
+    let src = bundled_store();
+    let m = index::read_manifest(src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gen = dir.path().join(&m.generation);
+    for f in m.files.keys() {
+        let to = gen.join(f);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(src.join(&m.generation).join(f), to).unwrap();
+    }
+    fs::copy(src.join("manifest.json"), dir.path().join("manifest.json")).unwrap();
+    let data = gen.join("graph.hnsw.data");
+    let mut b = fs::read(&data).unwrap();
+    b[10] ^= 1;
+    fs::write(&data, b).unwrap();
+    let e = Store::open(Path::new(dir.path()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("graph.hnsw.data is corrupt"), "{e}");
+}
