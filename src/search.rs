@@ -134,10 +134,11 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
             rows.extend(lexical.keys().copied());
             rows.sort_unstable();
             rows.dedup();
-            let best = rows.iter().map(|&r| cosine(r)).fold(f32::MIN, f32::max);
-            rows.into_iter()
-                .map(|row| {
-                    let dense = cosine(row);
+            let scored: Vec<(usize, f32)> = rows.into_iter().map(|r| (r, cosine(r))).collect();
+            let best = scored.iter().map(|s| s.1).fold(f32::MIN, f32::max);
+            scored
+                .into_iter()
+                .map(|(row, dense)| {
                     let relative = if best > 0.0 {
                         dense.max(0.0) / best
                     } else {

@@ -55,6 +55,23 @@ pub fn bundled_store() -> &'static Path {
     })
 }
 
+/// A private copy of the shared bundled store, which a test may damage: (its temp dir, the
+/// copied generation folder).
+pub fn store_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = bundled_store();
+    let m = index::read_manifest(src).unwrap();
+    let dst = dir.path().join("store");
+    for f in m.files.keys() {
+        let to = dst.join(&m.generation).join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(&m.generation).join(f), to).unwrap();
+    }
+    std::fs::copy(src.join("manifest.json"), dst.join("manifest.json")).unwrap();
+    let gen = dst.join(&m.generation);
+    (dir, gen)
+}
+
 /// The `tweetsim` binary, pointed at the repo's models and an isolated cache.
 pub fn tweetsim() -> Command {
     static CACHE: OnceLock<PathBuf> = OnceLock::new();

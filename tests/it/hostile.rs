@@ -4,13 +4,12 @@
 //! length with fresh seeds; a failure prints its minimal input and the seed that found it.
 
 use std::fs;
-use std::path::Path;
 
 use proptest::prelude::*;
 use tweetsim::corpus::{Corpus, Format};
-use tweetsim::index::{self, Store};
+use tweetsim::index::Store;
 
-use crate::common::{bundled_store, data};
+use crate::common::{data, store_copy};
 
 /// Edits that keep most of a valid file and break it somewhere: cut, splice, duplicate,
 /// overwrite, insert.
@@ -161,17 +160,10 @@ proptest! {
 /// A copy of the shared bundled store with one file edited; the manifest's checksum of that
 /// file is rewritten to match when `forge` is set, so the edit reaches the file's parser.
 fn open_edited(file: &str, edits: &[Edit], forge: bool) {
-    let src = bundled_store();
-    let m = index::read_manifest(src).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dst = dir.path();
-    let gen = dst.join(&m.generation);
-    for f in m.files.keys() {
-        let to = gen.join(f);
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(src.join(&m.generation).join(f), to).unwrap();
-    }
-    let mut manifest = fs::read_to_string(src.join("manifest.json")).unwrap();
+    let (_dir, gen) = store_copy();
+    let store = gen.parent().unwrap();
+    let manifest_path = store.join("manifest.json");
+    let mut manifest = fs::read_to_string(&manifest_path).unwrap();
     if file == "manifest.json" {
         manifest = String::from_utf8_lossy(&apply(manifest.into_bytes(), edits)).into_owned();
     } else {
@@ -185,8 +177,8 @@ fn open_edited(file: &str, edits: &[Edit], forge: bool) {
             manifest = v.to_string();
         }
     }
-    fs::write(dst.join("manifest.json"), manifest).unwrap();
-    let _ = Store::open(dst);
+    fs::write(&manifest_path, manifest).unwrap();
+    let _ = Store::open(store);
 }
 
 fn store_file() -> impl Strategy<Value = &'static str> {
@@ -219,21 +211,12 @@ proptest! {
 
 #[test]
 fn an_edited_store_file_is_named_in_the_error() {
-    let src = bundled_store();
-    let m = index::read_manifest(src).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let gen = dir.path().join(&m.generation);
-    for f in m.files.keys() {
-        let to = gen.join(f);
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(src.join(&m.generation).join(f), to).unwrap();
-    }
-    fs::copy(src.join("manifest.json"), dir.path().join("manifest.json")).unwrap();
+    let (_dir, gen) = store_copy();
     let data = gen.join("graph.hnsw.data");
     let mut b = fs::read(&data).unwrap();
     b[10] ^= 1;
     fs::write(&data, b).unwrap();
-    let e = Store::open(Path::new(dir.path()))
+    let e = Store::open(gen.parent().unwrap())
         .err()
         .unwrap()
         .to_string();

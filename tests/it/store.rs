@@ -171,27 +171,6 @@ fn reindexing_embeds_only_new_tweets_and_matches_a_fresh_build() {
     assert_eq!(enc.texts_encoded(), 657);
 }
 
-/// Copies the shared bundled store so a test may damage it.
-fn damaged_copy() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = bundled_store();
-    let m = index::read_manifest(src).unwrap();
-    let dst = dir.path().join("store");
-    fs::create_dir_all(dst.join(&m.generation)).unwrap();
-    fs::copy(src.join("manifest.json"), dst.join("manifest.json")).unwrap();
-    for f in m.files.keys() {
-        let to = dst.join(&m.generation).join(f);
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(
-            src.join(&m.generation).join(f),
-            dst.join(&m.generation).join(f),
-        )
-        .unwrap();
-    }
-    let gen = dst.join(&m.generation);
-    (dir, gen)
-}
-
 fn open_err(gen: &Path) -> String {
     match Store::open(gen.parent().unwrap()) {
         Ok(_) => panic!("a damaged store opened"),
@@ -201,7 +180,7 @@ fn open_err(gen: &Path) -> String {
 
 #[test]
 fn corrupt_truncated_or_foreign_stores_are_refused() {
-    let (_t, gen) = damaged_copy();
+    let (_t, gen) = crate::common::store_copy();
     assert!(Store::open(gen.parent().unwrap()).is_ok());
 
     let emb = gen.join("embeddings.npy");
@@ -255,7 +234,7 @@ fn corrupt_truncated_or_foreign_stores_are_refused() {
 /// A store written before the lexical index existed opens, with the index built in memory.
 #[test]
 fn stores_without_a_lexical_index_still_search_lexically() {
-    let (_t, gen) = damaged_copy();
+    let (_t, gen) = crate::common::store_copy();
     fs::remove_dir_all(gen.join("lexical")).unwrap();
     let manifest = gen.parent().unwrap().join("manifest.json");
     let mut m: serde_json::Value =
