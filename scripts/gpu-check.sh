@@ -137,5 +137,5 @@ PY
 case "$mode" in
     prepare) prepare ;;
     run) run ;;
-    *) sed -n '2,22p' "$0"; exit 2 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
 esac
