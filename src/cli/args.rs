@@ -94,6 +94,18 @@ pub enum Command {
         #[arg(long, value_name = "FILE.npy")]
         embeddings: Option<PathBuf>,
     },
+    /// Take tweets out of a store (by status id or URL). They become tombstones, filtered
+    /// from every search, until enough accumulate to compact the store; indexing a corpus
+    /// that still holds them adds them back.
+    Remove {
+        /// Status ids or status URLs.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Find the tweets most similar to a text or to a tweet of the corpus.
     Similar(SimilarArgs),
     /// Group the tweets into topics and report size, dates, engagement, keywords and examples.

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => index_cmd(g, &corpus, &store, params),
             }
         }
+        Some(Command::Remove { ids, corpus, store }) => remove_cmd(g, &ids, &corpus, &store),
         Some(Command::Similar(a)) => similar_cmd(g, &a),
         Some(Command::Embed {
             corpus,
@@ -73,11 +74,43 @@ fn index_cmd(g: &Global, corpus: &CorpusArgs, store: &StoreArgs, params: HnswPar
     let started = Instant::now();
     let report = build_store(g, &dir, &c, &encoder, params)?;
     println!(
-        "indexed {} tweets ({} embedded, {} reused) in {:.1} s → {}",
+        "indexed {} tweets ({} embedded, {} reused; {}) in {:.1} s → {}",
         report.tweets,
         report.embedded,
         report.reused,
+        graph_change(&report),
         started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// How a write changed the graph, for the one-line summaries.
+fn graph_change(r: &index::BuildReport) -> String {
+    if r.rebuilt {
+        return match r.removed {
+            0 => "graph built".into(),
+            n => format!("{n} dropped, graph rebuilt without tombstones"),
+        };
+    }
+    format!(
+        "graph: {} appended, {} tombstoned, {} tombstones in all",
+        r.appended, r.removed, r.tombstones
+    )
+}
+
+fn remove_cmd(g: &Global, ids: &[String], corpus: &CorpusArgs, store: &StoreArgs) -> Result<()> {
+    let ids: Vec<u64> = ids
+        .iter()
+        .map(|s| parse_tweet_id(s))
+        .collect::<Result<_>>()?;
+    let dir = store_dir(corpus, store, &g.model)?;
+    let report = index::remove(&dir, &ids)?;
+    println!(
+        "removed {} tweets, {} remain ({}) → {}",
+        report.removed,
+        report.tweets,
+        graph_change(&report),
         dir.display()
     );
     Ok(())
@@ -491,11 +524,12 @@ fn index_vectors_cmd(
     }
     drop(data);
     let dir = store_dir(corpus, store, &model.id)?;
-    index::build_from_vectors(&dir, &c, &vectors, &model, params)?;
+    let report = index::build_from_vectors(&dir, &c, &vectors, &model, params)?;
     println!(
-        "indexed {} tweets (vectors from {}) in {:.1} s → {}",
+        "indexed {} tweets (vectors from {}; {}) in {:.1} s → {}",
         c.tweets.len(),
         npy_path.display(),
+        graph_change(&report),
         started.elapsed().as_secs_f64(),
         dir.display()
     );

@@ -61,10 +61,10 @@ fn schema() -> (Schema, Field, Field) {
     (b.build(), text, row)
 }
 
-/// Indexes `texts` (row i = `texts[i]`) into `dir` (created), or into memory when `dir` is
-/// `None`.
+/// Indexes `(row, text)` pairs into `dir` (created), or into memory when `dir` is `None`.
+/// Rows left out (tombstoned tweets) are never found.
 pub fn build<'a>(
-    texts: impl Iterator<Item = &'a str>,
+    texts: impl Iterator<Item = (usize, &'a str)>,
     dir: Option<&Path>,
 ) -> Result<Lexical, String> {
     let (schema, text, row) = schema();
@@ -81,7 +81,7 @@ pub fn build<'a>(
     let mut writer = index
         .writer_with_num_threads::<TantivyDocument>(1, 50_000_000)
         .map_err(|e| format!("lexical index: {e}"))?;
-    for (i, t) in texts.enumerate() {
+    for (i, t) in texts {
         let mut doc = TantivyDocument::default();
         doc.add_text(text, t);
         doc.add_u64(row, i as u64);
@@ -126,9 +126,10 @@ impl Lexical {
         })
     }
 
-    /// The best `k` rows among `among` by BM25 for `query`, best first: `(row, score)`.
-    /// Any query text is accepted (operators and quotes in it are read as words).
-    pub fn search(&self, query: &str, k: usize, among: &Arc<RowSet>) -> Vec<(usize, f32)> {
+    /// The best `k` rows (among `among`, if given) by BM25 for `query`, best first:
+    /// `(row, score)`. Any query text is accepted (operators and quotes in it are read as
+    /// words).
+    pub fn search(&self, query: &str, k: usize, among: Option<&Arc<RowSet>>) -> Vec<(usize, f32)> {
         let terms = self.terms(query);
         if terms.is_empty() || k == 0 {
             return Vec::new();
@@ -141,14 +142,20 @@ impl Lexical {
                 .map(|t| Term::from_field_text(self.text, t))
                 .collect(),
         );
-        let among = Arc::clone(among);
-        let collector = FilterCollector::new(
-            "row".to_string(),
-            move |row: u64| among.contains(row as usize),
-            TopDocs::with_limit(k).order_by_score(),
-        );
         let searcher = self.reader.searcher();
-        let Ok(top) = searcher.search(&q, &collector) else {
+        let top = match among {
+            Some(among) => {
+                let among = Arc::clone(among);
+                let collector = FilterCollector::new(
+                    "row".to_string(),
+                    move |row: u64| among.contains(row as usize),
+                    TopDocs::with_limit(k).order_by_score(),
+                );
+                searcher.search(&q, &collector)
+            }
+            None => searcher.search(&q, &TopDocs::with_limit(k).order_by_score()),
+        };
+        let Ok(top) = top else {
             return Vec::new();
         };
         top.into_iter()

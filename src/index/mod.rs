@@ -16,30 +16,29 @@
 //! `manifest.json`: a reader or a crash sees the old store or the new one, never a mix.
 //! Every file's size and xxh3 checksum is in the manifest and checked on open.
 
+mod files;
 mod graph;
 pub mod lexical;
+mod update;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{Corpus, Format, Tweet, EMBEDDING_TEXT_POLICY};
-use crate::embed::{Encoder, ModelIdentity};
+use crate::corpus::{Format, Tweet};
+use crate::embed::ModelIdentity;
 use crate::error::{Error, Result};
-use crate::{fsutil, npy};
+use files::Generation;
 use graph::Graph;
 pub use graph::{dot, HnswParams};
 use lexical::Lexical;
+pub use update::{build, build_from_vectors, remove, BuildReport, COMPACT_SHARE};
 
 /// Bumped whenever the layout or meaning of store files changes.
 pub const FORMAT_VERSION: u32 = 1;
-const MANIFEST: &str = "manifest.json";
-const TWEETS: &str = "tweets.jsonl";
-const EMBEDDINGS: &str = "embeddings.npy";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -50,7 +49,12 @@ pub struct Manifest {
     /// How tweet text became encoder input ([`EMBEDDING_TEXT_POLICY`]).
     pub embedding_text: String,
     pub corpus: CorpusInfo,
+    /// Rows in the generation's files, tombstoned ones included.
     pub tweets: usize,
+    /// Rows that no longer count (removed or replaced tweets); they stay in the graph, are
+    /// filtered out of every search, and go at the next compaction.
+    #[serde(default)]
+    pub tombstones: usize,
     pub hnsw: HnswParams,
     /// File name → size and checksum, for every file of the generation.
     pub files: BTreeMap<String, FileSum>,
@@ -70,14 +74,6 @@ pub struct CorpusInfo {
 pub struct FileSum {
     pub size: u64,
     pub xxh3: String,
-}
-
-/// What a build did; `embedded` counts only texts that went through the encoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BuildReport {
-    pub tweets: usize,
-    pub embedded: usize,
-    pub reused: usize,
 }
 
 /// Conditions on the tweets a search may return.
@@ -151,6 +147,35 @@ pub struct Store {
     rows_by_id: HashMap<u64, usize>,
     graph: Graph,
     lexical: Lexical,
+    rows: Rows,
+}
+
+/// How the rows callers see (live tweets, numbered densely) map to rows of the generation's
+/// files, which the graph and the lexical index use.
+enum Rows {
+    /// No tombstones: the two numberings are the same.
+    All,
+    /// Live row of each file row; `u32::MAX` for a tombstone.
+    Live { view: Vec<u32> },
+}
+
+impl Rows {
+    fn view(&self, file_row: usize) -> Option<usize> {
+        match self {
+            Rows::All => Some(file_row),
+            Rows::Live { view } => view
+                .get(file_row)
+                .filter(|&&v| v != u32::MAX)
+                .map(|&v| v as usize),
+        }
+    }
+
+    fn files(&self, live: usize) -> usize {
+        match self {
+            Rows::All => live,
+            Rows::Live { view } => view.len(),
+        }
+    }
 }
 
 /// The default store folder for a corpus and model, under the user cache directory.
@@ -171,7 +196,7 @@ pub fn default_store_dir(corpus_key: &str, model_id: &str) -> Result<PathBuf> {
 
 /// Reads just the manifest, to decide whether a store is stale without loading it.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join(MANIFEST);
+    let path = files::manifest_path(dir);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -202,252 +227,49 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         .map_err(|e| Error::store(dir, format!("manifest.json is corrupt ({e})")))
 }
 
-/// Builds (or rebuilds) the store in `dir` from `corpus`. Vectors of unchanged texts are
-/// taken from the store's previous generation when it was built with the same model.
-pub fn build(
-    dir: &Path,
-    corpus: &Corpus,
-    encoder: &Encoder,
-    params: HnswParams,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<BuildReport> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let _lock = lock(dir)?;
-    let previous = read_manifest(dir).ok();
-    let dim = encoder.dim();
-
-    // Reuse vectors by text hash; an unreadable previous store just means embedding again.
-    let mut cache: HashMap<u128, Vec<f32>> = HashMap::new();
-    if previous.as_ref().is_some_and(|m| {
-        &m.model == encoder.identity() && m.embedding_text == EMBEDDING_TEXT_POLICY
-    }) {
-        if let Ok(old) = Store::open(dir) {
-            for (t, v) in old.tweets.iter().zip(old.vectors.chunks_exact(dim)) {
-                cache.insert(text_key(&t.embedding_text()), v.to_vec());
-            }
-        }
-    }
-    let n = corpus.tweets.len();
-    let mut vectors = vec![0f32; n * dim];
-    let mut missing: Vec<usize> = Vec::new();
-    let inputs: Vec<String> = corpus.tweets.iter().map(Tweet::embedding_text).collect();
-    for (row, text) in inputs.iter().enumerate() {
-        match cache.get(&text_key(text)) {
-            Some(v) => vectors[row * dim..(row + 1) * dim].copy_from_slice(v),
-            None => missing.push(row),
-        }
-    }
-    let texts: Vec<&str> = missing.iter().map(|&r| inputs[r].as_str()).collect();
-    let mut done = 0;
-    let fresh = encoder.embed_with_progress(&texts, |b| {
-        done += b;
-        progress(done, texts.len());
-    })?;
-    for (&row, v) in missing.iter().zip(fresh.chunks_exact(dim)) {
-        vectors[row * dim..(row + 1) * dim].copy_from_slice(v);
-    }
-
-    commit(dir, previous, corpus, &vectors, encoder.identity(), params)?;
-    Ok(BuildReport {
-        tweets: n,
-        embedded: missing.len(),
-        reused: n - missing.len(),
-    })
-}
-
-/// Builds a store from vectors computed elsewhere (a GPU run, a benchmark's synthetic set):
-/// row i of `vectors` (row-major, `model.dim` wide) belongs to `corpus.tweets[i]`.
-pub fn build_from_vectors(
-    dir: &Path,
-    corpus: &Corpus,
-    vectors: &[f32],
-    model: &ModelIdentity,
-    params: HnswParams,
-) -> Result<()> {
-    let n = corpus.tweets.len();
-    if vectors.len() != n * model.dim {
-        return Err(Error::Invalid(format!(
-            "{} vector values for {n} tweets of dimension {}: expected {}",
-            vectors.len(),
-            model.dim,
-            n * model.dim
-        )));
-    }
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let _lock = lock(dir)?;
-    let previous = read_manifest(dir).ok();
-    commit(dir, previous, corpus, vectors, model, params)
-}
-
-/// Writes a new generation, then points the manifest at it (the atomic step), then removes
-/// generations no reader can still be using. The caller holds the lock.
-fn commit(
-    dir: &Path,
-    previous: Option<Manifest>,
-    corpus: &Corpus,
-    vectors: &[f32],
-    model: &ModelIdentity,
-    params: HnswParams,
-) -> Result<()> {
-    let (n, dim) = (corpus.tweets.len(), model.dim);
-    // A new generation, complete and synced before the manifest names it.
-    let generation = format!(
-        "gen-{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.9f"),
-        std::process::id()
-    );
-    let gen_dir = dir.join(&generation);
-    fs::create_dir(&gen_dir).map_err(|e| Error::io(&gen_dir, e))?;
-    let write = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> Result<()> {
-        let path = gen_dir.join(name);
-        let file = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let mut w = std::io::BufWriter::new(&file);
-        f(&mut w)
-            .and_then(|_| w.flush())
-            .map_err(|e| Error::io(&path, e))
-    };
-    write(TWEETS, &|w| {
-        for t in &corpus.tweets {
-            serde_json::to_writer(&mut *w, t)?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
-    write(EMBEDDINGS, &|w| npy::write(&mut NpyOut(w), vectors, n, dim))?;
-    let mut names = vec![TWEETS.to_string(), EMBEDDINGS.to_string()];
-    names.extend(
-        graph::build_and_dump(vectors, dim, params, &gen_dir).map_err(|m| Error::store(dir, m))?,
-    );
-    let texts: Vec<String> = corpus.tweets.iter().map(Tweet::embedding_text).collect();
-    let lex_dir = gen_dir.join(lexical::DIR);
-    lexical::build(texts.iter().map(String::as_str), Some(&lex_dir))
-        .map_err(|m| Error::store(dir, m))?;
-    for e in fs::read_dir(&lex_dir).map_err(|e| Error::io(&lex_dir, e))? {
-        let e = e.map_err(|e| Error::io(&lex_dir, e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        // tantivy's lock files are empty markers, not part of the index.
-        if e.path().is_file() && !name.ends_with(".lock") {
-            names.push(format!("{}/{name}", lexical::DIR));
-        }
-    }
-    fsutil::sync_dir(&lex_dir).map_err(|e| Error::io(&lex_dir, e))?;
-    let mut files = BTreeMap::new();
-    for name in &names {
-        let path = gen_dir.join(name);
-        fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(&path, e))?;
-        files.insert(name.clone(), checksum(&path)?);
-    }
-    fsutil::sync_dir(&gen_dir).map_err(|e| Error::io(&gen_dir, e))?;
-
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        generation: generation.clone(),
-        model: model.clone(),
-        embedding_text: EMBEDDING_TEXT_POLICY.to_string(),
-        corpus: CorpusInfo {
-            source: corpus.source.clone(),
-            format: corpus.format,
-            content_hash: corpus.content_hash.clone(),
-            entries: corpus.entries,
-            merged: corpus.merges.len(),
-        },
-        tweets: n,
-        hnsw: params,
-        files,
-    };
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::store(dir, e.to_string()))?;
-    fsutil::write_atomic(&dir.join(MANIFEST), &json)?;
-
-    // Keep the previous generation for readers that opened it a moment ago; drop the rest
-    // (older ones and leftovers of killed builds).
-    let keep = [Some(generation), previous.map(|m| m.generation)];
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("gen-") && !keep.iter().flatten().any(|k| *k == name) {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    Ok(())
-}
-
 impl Store {
     /// Opens and verifies a store: manifest, checksums, shapes, then the graph.
     pub fn open(dir: &Path) -> Result<Store> {
-        let manifest = read_manifest(dir)?;
-        let gen_dir = dir.join(&manifest.generation);
+        let g = Generation::read(dir)?;
         let corrupt = |msg: String| Error::store(dir, msg);
-        let mut expected = graph::graph_files();
-        expected.extend([TWEETS.to_string(), EMBEDDINGS.to_string()]);
-        let lexical_prefix = format!("{}/", lexical::DIR);
-        let has_lexical = manifest
-            .files
-            .keys()
-            .any(|k| k.starts_with(&lexical_prefix));
-        expected.extend(
-            manifest
-                .files
-                .keys()
-                .filter(|k| k.starts_with(&lexical_prefix))
-                .cloned(),
-        );
-        for name in &expected {
-            let want = manifest
-                .files
-                .get(name)
-                .ok_or_else(|| corrupt(format!("manifest does not list {name}")))?;
-            let path = gen_dir.join(name);
-            let got =
-                checksum(&path).map_err(|_| corrupt(format!("{} is missing", path.display())))?;
-            if got != *want {
-                return Err(corrupt(format!(
-                    "{} is corrupt or truncated ({} bytes, checksum {}; manifest says {} bytes, checksum {})",
-                    path.display(),
-                    got.size,
-                    got.xxh3,
-                    want.size,
-                    want.xxh3
-                )));
-            }
-        }
-
-        let text = fs::read_to_string(gen_dir.join(TWEETS))
-            .map_err(|e| Error::io(gen_dir.join(TWEETS), e))?;
-        let tweets: Vec<Tweet> = text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| corrupt(format!("{TWEETS}:{}: {e}", i + 1)))
-            })
-            .collect::<Result<_>>()?;
-        let (vectors, rows, dim) = npy::read(&gen_dir.join(EMBEDDINGS))?;
-        if rows != manifest.tweets || tweets.len() != rows || dim != manifest.model.dim {
-            return Err(corrupt(format!(
-                "shapes disagree: manifest {} tweets × {} dims, {TWEETS} {} tweets, {EMBEDDINGS} {rows} × {dim}",
-                manifest.tweets,
-                manifest.model.dim,
-                tweets.len()
-            )));
-        }
-        let graph = Graph::load(&gen_dir).map_err(corrupt)?;
-        if graph.len() != rows {
-            return Err(corrupt(format!(
-                "graph holds {} points, store {rows}",
-                graph.len()
-            )));
-        }
+        let live: Vec<usize> = (0..g.dead.len()).filter(|&r| !g.dead[r]).collect();
         // Stores written before the lexical index existed get one in memory.
-        let lexical = if has_lexical {
-            Lexical::open(&gen_dir.join(lexical::DIR))
+        let lexical = if g.has_lexical {
+            Lexical::open(&g.dir.join(lexical::DIR))
         } else {
-            let texts: Vec<String> = tweets.iter().map(Tweet::embedding_text).collect();
-            lexical::build(texts.iter().map(String::as_str), None)
+            let texts: Vec<(usize, String)> = live
+                .iter()
+                .map(|&r| (r, g.tweets[r].embedding_text()))
+                .collect();
+            lexical::build(texts.iter().map(|(r, t)| (*r, t.as_str())), None)
         }
         .map_err(corrupt)?;
+        let Generation {
+            manifest,
+            mut tweets,
+            mut vectors,
+            graph,
+            ..
+        } = g;
+        // Callers see only the live rows, renumbered densely; the graph and the lexical
+        // index keep file rows, translated at the edges of a search.
+        let rows = if live.len() == tweets.len() {
+            Rows::All
+        } else {
+            let dim = manifest.model.dim;
+            let mut view = vec![u32::MAX; tweets.len()];
+            for (v, &r) in live.iter().enumerate() {
+                view[r] = v as u32;
+                vectors.copy_within(r * dim..(r + 1) * dim, v * dim);
+            }
+            vectors.truncate(live.len() * dim);
+            let mut i = 0;
+            tweets.retain(|_| {
+                i += 1;
+                view[i - 1] != u32::MAX
+            });
+            Rows::Live { view }
+        };
         let rows_by_id = tweets.iter().enumerate().map(|(r, t)| (t.id, r)).collect();
         Ok(Store {
             lexical,
@@ -457,6 +279,7 @@ impl Store {
             vectors,
             rows_by_id,
             graph,
+            rows,
         })
     }
 
@@ -474,6 +297,12 @@ impl Store {
 
     pub fn dim(&self) -> usize {
         self.manifest.model.dim
+    }
+
+    /// Candidate list size of graph searches from now on (recall against speed); a store
+    /// opens with the one recorded when it was built.
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.manifest.hnsw.ef_search = ef.max(1);
     }
 
     /// The row of a status id.
@@ -541,13 +370,23 @@ impl Store {
         filter: &Filter,
         exclude: Option<usize>,
     ) -> Vec<Hit> {
-        let among = std::sync::Arc::new(RowSet::new(self.tweets.len(), |r| {
-            Some(r) != exclude && filter.accepts(&self.tweets[r])
-        }));
+        // The lexical index holds only live rows, under their file numbers.
+        let among = (!filter.is_empty() || exclude.is_some()).then(|| {
+            std::sync::Arc::new(RowSet::new(self.rows.files(self.tweets.len()), |f| {
+                self.rows
+                    .view(f)
+                    .is_some_and(|r| Some(r) != exclude && filter.accepts(&self.tweets[r]))
+            }))
+        });
         self.lexical
-            .search(text, k, &among)
+            .search(text, k, among.as_ref())
             .into_iter()
-            .map(|(row, score)| Hit { row, score })
+            .filter_map(|(f, score)| {
+                Some(Hit {
+                    row: self.rows.view(f)?,
+                    score,
+                })
+            })
             .collect()
     }
 
@@ -592,15 +431,22 @@ impl Store {
         if n_allowed * 10 < n {
             return scan();
         }
+        // The graph knows file rows: translate, and keep tombstones out.
+        let in_graph = |f: usize| self.rows.view(f).is_some_and(|r| pred.is_none_or(|p| p(r)));
+        let graph_pred: Option<&dyn Fn(usize) -> bool> = match (&self.rows, pred) {
+            (Rows::All, None) => None,
+            _ => Some(&in_graph),
+        };
         let found = self
             .graph
-            .search(query, want, self.manifest.hnsw.ef_search, pred);
+            .search(query, want, self.manifest.hnsw.ef_search, graph_pred);
         if found.len() < want {
             return scan();
         }
         let mut hits: Vec<Hit> = found
             .into_iter()
-            .map(|(row, _)| Hit {
+            .filter_map(|(f, _)| self.rows.view(f))
+            .map(|row| Hit {
                 row,
                 score: dot(query, self.vector(row)),
             })
@@ -656,45 +502,4 @@ impl Store {
 /// Best first; ties by row so results are stable.
 fn sort_hits(hits: &mut [Hit]) {
     hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
-}
-
-fn text_key(text: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
-}
-
-fn checksum(path: &Path) -> Result<FileSum> {
-    let (size, xxh3) = fsutil::xxh3_file(path)?;
-    Ok(FileSum { size, xxh3 })
-}
-
-/// Takes the store's writer lock, waiting (with a note) while another writer holds it.
-fn lock(dir: &Path) -> Result<fs::File> {
-    let path = dir.join(".lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => {
-            eprintln!("waiting for another tweetsim writing {} ...", dir.display());
-            file.lock().map_err(|e| Error::io(&path, e))?;
-            Ok(file)
-        }
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-    }
-}
-
-/// Adapts `&mut dyn Write` to the `impl Write` that [`npy::write`] takes.
-struct NpyOut<'a>(&'a mut dyn Write);
-
-impl Write for NpyOut<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
 }

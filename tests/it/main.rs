@@ -11,3 +11,4 @@ mod judged;
 mod retrieval;
 mod store;
 mod topics;
+mod updates;

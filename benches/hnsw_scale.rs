@@ -1,0 +1,217 @@
+//! The HNSW store at scale, on synthetic tweets whose vectors are near real ones (the
+//! generator `tweetsim synth --vectors` uses).
+//!
+//! For N tweets: build time and peak RSS of `index::build_from_vectors` (serial insertion,
+//! M = 16, ef_construction = 200), the time to append 1% more tweets to the built store
+//! (incremental, no rebuild), `Store::open` time, then recall@10 against exact search and
+//! single-thread queries per second for an ef sweep, over 1,000 held-out query vectors (made
+//! with another seed, not in the store).
+//!
+//! With an output folder it also writes `base.npy`, `queries.npy` and `truth.json` (exact top
+//! 10 rows per query) there and keeps the store in `OUT/store`, so `scripts/bench-hnsw.sh` can
+//! run hnswlib on the same vectors and time `tweetsim similar` processes on the store.
+//!
+//! Run: `cargo bench --bench hnsw_scale -- N [OUT]`
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use tweetsim::corpus::{Corpus, Format, Tweet};
+use tweetsim::embed::{Encoder, ModelIdentity, Resolver, DEFAULT_MODEL};
+use tweetsim::index::{self, dot, Filter, HnswParams, Store};
+use tweetsim::{npy, synth};
+
+const QUERIES: usize = 1000;
+const K: usize = 10;
+const EFS: [usize; 10] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256];
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// N synthetic tweets and their vectors, from the bundled corpus's real vectors.
+fn synthetic(real: &Store, n: usize, seed: u64) -> (Vec<Tweet>, Vec<f32>) {
+    let mut gen = synth::Tweets::new(real.tweets(), seed);
+    let mut tweets = Vec::with_capacity(n);
+    let mut vectors = Vec::with_capacity(n * real.dim());
+    for _ in 0..n {
+        let made = gen.next().expect("endless");
+        let (i, j) = made.parents;
+        vectors.extend(synth::mix(real.vector(i), real.vector(j), gen.rng()));
+        tweets.push(made.tweet);
+    }
+    (tweets, vectors)
+}
+
+fn corpus(tweets: Vec<Tweet>, name: &str) -> Corpus {
+    Corpus {
+        source: name.into(),
+        format: Format::Jsonl,
+        entries: tweets.len(),
+        tweets,
+        merges: Vec::new(),
+        content_hash: name.into(),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let n: usize = args
+        .first()
+        .map_or(20_000, |s| s.parse().expect("N, a number of tweets"));
+    let work = tempfile::tempdir().expect("temp dir");
+    let out: Option<PathBuf> = args.get(1).map(PathBuf::from);
+    if let Some(o) = &out {
+        std::fs::create_dir_all(o).expect("output folder");
+    }
+
+    let files = Resolver::from_env(None)
+        .resolve(DEFAULT_MODEL)
+        .expect("model");
+    let encoder = Encoder::load(&files).expect("encoder");
+    let model: ModelIdentity = encoder.identity().clone();
+    let real_dir = work.path().join("real");
+    index::build(
+        &real_dir,
+        &Corpus::bundled(),
+        &encoder,
+        HnswParams::default(),
+        |_, _| {},
+    )
+    .expect("store of the bundled corpus");
+    let real = Store::open(&real_dir).expect("open");
+    let dim = real.dim();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    println!(
+        "{n} synthetic tweets, {dim} dims, {cores} cores, {QUERIES} held-out queries, k = {K}"
+    );
+
+    // One generator run: the store's N, 1% more to append, then (another seed) the queries.
+    let extra = (n / 100).max(1);
+    let (mut tweets, mut vectors) = synthetic(&real, n + extra, 2022);
+    let (_, queries) = synthetic(&real, QUERIES, 7);
+    let more_tweets = tweets.split_off(n);
+    let more_vectors = vectors.split_off(n * dim);
+    let base_rss = peak_rss_mb();
+
+    let dir = match &out {
+        Some(o) => {
+            let d = o.join("store");
+            let _ = std::fs::remove_dir_all(&d);
+            d
+        }
+        None => work.path().join("store"),
+    };
+    let params = HnswParams::default();
+    let t0 = Instant::now();
+    index::build_from_vectors(
+        &dir,
+        &corpus(tweets.clone(), "synthetic"),
+        &vectors,
+        &model,
+        params,
+    )
+    .expect("build");
+    let build = t0.elapsed().as_secs_f64();
+    let build_rss = peak_rss_mb();
+
+    // Append 1%: the corpus grows, the graph is extended, nothing is rebuilt.
+    let mut grown = tweets;
+    grown.extend(more_tweets);
+    let mut grown_vectors = vectors.clone();
+    grown_vectors.extend(more_vectors);
+    let t1 = Instant::now();
+    let r = index::build_from_vectors(
+        &dir,
+        &corpus(grown, "synthetic+1%"),
+        &grown_vectors,
+        &model,
+        params,
+    )
+    .expect("append");
+    let append = t1.elapsed().as_secs_f64();
+    assert!(!r.rebuilt && r.appended == extra, "{r:?}");
+    drop(grown_vectors);
+
+    let t2 = Instant::now();
+    let mut store = Store::open(&dir).expect("open");
+    let open = t2.elapsed().as_secs_f64();
+    println!(
+        "build {build:.1} s ({:.2} ms per tweet), peak RSS {build_rss:.0} MB (vectors and texts alone {base_rss:.0} MB)",
+        1000.0 * build / n as f64
+    );
+    println!(
+        "append {extra} tweets (1%) to the built store: {append:.1} s ({:.1}% of the build); Store::open {open:.2} s",
+        100.0 * append / build
+    );
+
+    // Exact top 10 of each query over every row (all cores; not timed).
+    let rows = store.tweets().len();
+    let truth: Vec<Vec<usize>> = queries
+        .par_chunks_exact(dim)
+        .map(|q| {
+            let mut scored: Vec<(f32, usize)> =
+                (0..rows).map(|r| (dot(q, store.vector(r)), r)).collect();
+            scored.select_nth_unstable_by(K, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            scored.truncate(K);
+            scored.iter().map(|s| s.1).collect()
+        })
+        .collect();
+
+    println!(
+        "{:>5} {:>10} {:>10} {:>12}",
+        "ef", "recall@10", "QPS", "ms/query"
+    );
+    let none = Filter::default();
+    let mut table = Vec::new();
+    for ef in EFS {
+        store.set_ef_search(ef);
+        let t = Instant::now();
+        let mut found = 0;
+        for (q, want) in queries.chunks_exact(dim).zip(&truth) {
+            let hits = store.search(q, K, &none, None).expect("search");
+            found += hits.iter().filter(|h| want.contains(&h.row)).count();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let recall = found as f64 / (K * QUERIES) as f64;
+        table.push(serde_json::json!({"ef": ef, "recall": recall, "qps": QUERIES as f64 / secs}));
+        println!(
+            "{ef:>5} {:>10.4} {:>10.0} {:>12.3}",
+            recall,
+            QUERIES as f64 / secs,
+            1000.0 * secs / QUERIES as f64
+        );
+    }
+
+    if let Some(o) = &out {
+        write_npy(&o.join("base.npy"), store.vectors(), rows, dim);
+        write_npy(&o.join("queries.npy"), &queries, QUERIES, dim);
+        std::fs::write(
+            o.join("truth.json"),
+            serde_json::to_vec(&truth).expect("json"),
+        )
+        .expect("truth.json");
+        let ours = serde_json::json!({"build_s": build, "table": table});
+        std::fs::write(o.join("ours.json"), ours.to_string()).expect("ours.json");
+        println!(
+            "wrote {}/{{base.npy,queries.npy,truth.json,ours.json,store}}",
+            o.display()
+        );
+    }
+}
+
+fn write_npy(path: &Path, v: &[f32], rows: usize, dim: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    npy::write(&mut f, v, rows, dim).expect("write .npy");
+}

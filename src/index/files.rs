@@ -1,0 +1,344 @@
+//! A generation's files: reading one back verified, and writing the next one beside it,
+//! published by replacing `manifest.json`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::graph::{self, Graph};
+use super::{lexical, read_manifest, CorpusInfo, FileSum, HnswParams, Manifest, FORMAT_VERSION};
+use crate::corpus::{Tweet, EMBEDDING_TEXT_POLICY};
+use crate::embed::ModelIdentity;
+use crate::error::{Error, Result};
+use crate::{fsutil, npy};
+
+const MANIFEST: &str = "manifest.json";
+const TWEETS: &str = "tweets.jsonl";
+const EMBEDDINGS: &str = "embeddings.npy";
+/// Rows of the generation's files that no longer count (removed or replaced tweets): a JSON
+/// array of row numbers, present only when there are some.
+const TOMBSTONES: &str = "tombstones.json";
+
+/// Everything in a generation, rows in file order, tombstoned rows included.
+pub(super) struct Generation {
+    pub manifest: Manifest,
+    pub dir: PathBuf,
+    pub tweets: Vec<Tweet>,
+    pub vectors: Vec<f32>,
+    /// One flag per row.
+    pub dead: Vec<bool>,
+    pub graph: Graph,
+    /// Whether a lexical index was written with it (stores from before it existed have none).
+    pub has_lexical: bool,
+}
+
+impl Generation {
+    /// Reads the current generation of the store in `dir`: manifest, checksums, shapes,
+    /// tombstones, then the graph.
+    pub fn read(dir: &Path) -> Result<Generation> {
+        let manifest = read_manifest(dir)?;
+        let gen_dir = dir.join(&manifest.generation);
+        let corrupt = |msg: String| Error::store(dir, msg);
+        let lexical_prefix = format!("{}/", lexical::DIR);
+        let mut expected = graph::graph_files();
+        expected.extend([TWEETS.to_string(), EMBEDDINGS.to_string()]);
+        expected.extend(
+            manifest
+                .files
+                .keys()
+                .filter(|k| k.starts_with(&lexical_prefix))
+                .cloned(),
+        );
+        if manifest.tombstones > 0 {
+            expected.push(TOMBSTONES.to_string());
+        }
+        for name in &expected {
+            let want = manifest
+                .files
+                .get(name)
+                .ok_or_else(|| corrupt(format!("manifest does not list {name}")))?;
+            let path = gen_dir.join(name);
+            let got =
+                checksum(&path).map_err(|_| corrupt(format!("{} is missing", path.display())))?;
+            if got != *want {
+                return Err(corrupt(format!(
+                    "{} is corrupt or truncated ({} bytes, checksum {}; manifest says {} bytes, checksum {})",
+                    path.display(),
+                    got.size,
+                    got.xxh3,
+                    want.size,
+                    want.xxh3
+                )));
+            }
+        }
+
+        let text = fs::read_to_string(gen_dir.join(TWEETS))
+            .map_err(|e| Error::io(gen_dir.join(TWEETS), e))?;
+        let tweets: Vec<Tweet> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| corrupt(format!("{TWEETS}:{}: {e}", i + 1)))
+            })
+            .collect::<Result<_>>()?;
+        let (vectors, rows, dim) = npy::read(&gen_dir.join(EMBEDDINGS))?;
+        if rows != manifest.tweets || tweets.len() != rows || dim != manifest.model.dim {
+            return Err(corrupt(format!(
+                "shapes disagree: manifest {} tweets × {} dims, {TWEETS} {} tweets, {EMBEDDINGS} {rows} × {dim}",
+                manifest.tweets,
+                manifest.model.dim,
+                tweets.len()
+            )));
+        }
+        let mut dead = vec![false; rows];
+        if manifest.tombstones > 0 {
+            let path = gen_dir.join(TOMBSTONES);
+            let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let list: Vec<usize> = serde_json::from_str(&text)
+                .map_err(|e| corrupt(format!("{TOMBSTONES} is corrupt ({e})")))?;
+            for &row in &list {
+                match dead.get_mut(row) {
+                    Some(d) if !*d => *d = true,
+                    _ => {
+                        return Err(corrupt(format!(
+                            "{TOMBSTONES} names row {row} twice or outside the {rows} rows"
+                        )))
+                    }
+                }
+            }
+            if list.len() != manifest.tombstones {
+                return Err(corrupt(format!(
+                    "{TOMBSTONES} holds {} rows, the manifest says {}",
+                    list.len(),
+                    manifest.tombstones
+                )));
+            }
+        }
+        let graph = Graph::load(&gen_dir).map_err(corrupt)?;
+        if graph.len() != rows {
+            return Err(corrupt(format!(
+                "graph holds {} points, store {rows}",
+                graph.len()
+            )));
+        }
+        let has_lexical = manifest
+            .files
+            .keys()
+            .any(|k| k.starts_with(&lexical_prefix));
+        Ok(Generation {
+            manifest,
+            dir: gen_dir,
+            tweets,
+            vectors,
+            dead,
+            graph,
+            has_lexical,
+        })
+    }
+}
+
+/// What the next generation holds.
+pub(super) struct Next<'a> {
+    /// Every row, tombstoned ones included, in file order.
+    pub tweets: &'a [Tweet],
+    pub dead: &'a [bool],
+    pub vectors: Vectors<'a>,
+    pub corpus: CorpusInfo,
+    pub model: &'a ModelIdentity,
+    pub params: HnswParams,
+}
+
+/// Where the next generation's vectors and graph come from.
+pub(super) enum Vectors<'a> {
+    /// These rows, inserted one by one into a new graph.
+    Build(&'a [f32]),
+    /// These rows, of which `..from` are already in `graph` (the previous generation's):
+    /// rows `from..` are inserted into it. No rebuild.
+    Extend {
+        vectors: &'a [f32],
+        graph: &'a Graph,
+        from: usize,
+    },
+    /// The previous generation's, unchanged: its files are linked, not rewritten.
+    Same(&'a Generation),
+}
+
+/// Writes a new generation, then points the manifest at it (the atomic step), then removes
+/// generations no reader can still be using. The caller holds the lock.
+pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<()> {
+    let (n, dim) = (next.tweets.len(), next.model.dim);
+    // A new generation, complete and synced before the manifest names it.
+    let generation = format!(
+        "gen-{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.9f"),
+        std::process::id()
+    );
+    let gen_dir = dir.join(&generation);
+    fs::create_dir(&gen_dir).map_err(|e| Error::io(&gen_dir, e))?;
+    let write = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> Result<()> {
+        let path = gen_dir.join(name);
+        let file = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = std::io::BufWriter::new(&file);
+        f(&mut w)
+            .and_then(|_| w.flush())
+            .map_err(|e| Error::io(&path, e))
+    };
+    write(TWEETS, &|w| {
+        for t in next.tweets {
+            serde_json::to_writer(&mut *w, t)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    let mut names = vec![TWEETS.to_string(), EMBEDDINGS.to_string()];
+    names.extend(graph::graph_files());
+    let store_err = |m: String| Error::store(dir, m);
+    match next.vectors {
+        Vectors::Build(v) => {
+            check_len(v, n, dim)?;
+            write(EMBEDDINGS, &|w| npy::write(&mut NpyOut(w), v, n, dim))?;
+            graph::build_and_dump(v, dim, next.params, &gen_dir).map_err(store_err)?;
+        }
+        Vectors::Extend {
+            vectors,
+            graph,
+            from,
+        } => {
+            check_len(vectors, n, dim)?;
+            write(EMBEDDINGS, &|w| npy::write(&mut NpyOut(w), vectors, n, dim))?;
+            graph
+                .extend_and_dump(vectors, dim, from, &gen_dir)
+                .map_err(store_err)?;
+        }
+        Vectors::Same(prev) => {
+            for name in graph::graph_files().iter().chain([&EMBEDDINGS.to_string()]) {
+                link_or_copy(&prev.dir.join(name), &gen_dir.join(name))?;
+            }
+        }
+    }
+    let dead_rows: Vec<usize> = (0..n).filter(|&r| next.dead[r]).collect();
+    if !dead_rows.is_empty() {
+        write(TOMBSTONES, &|w| {
+            serde_json::to_writer(&mut *w, &dead_rows)?;
+            Ok(())
+        })?;
+        names.push(TOMBSTONES.to_string());
+    }
+    // BM25 over the live rows only, so its statistics are those of a fresh build.
+    let texts: Vec<(usize, String)> = (0..n)
+        .filter(|&r| !next.dead[r])
+        .map(|r| (r, next.tweets[r].embedding_text()))
+        .collect();
+    let lex_dir = gen_dir.join(lexical::DIR);
+    lexical::build(texts.iter().map(|(r, t)| (*r, t.as_str())), Some(&lex_dir))
+        .map_err(store_err)?;
+    for e in fs::read_dir(&lex_dir).map_err(|e| Error::io(&lex_dir, e))? {
+        let e = e.map_err(|e| Error::io(&lex_dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        // tantivy's lock files are empty markers, not part of the index.
+        if e.path().is_file() && !name.ends_with(".lock") {
+            names.push(format!("{}/{name}", lexical::DIR));
+        }
+    }
+    fsutil::sync_dir(&lex_dir).map_err(|e| Error::io(&lex_dir, e))?;
+    let mut files = BTreeMap::new();
+    for name in &names {
+        let path = gen_dir.join(name);
+        fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&path, e))?;
+        files.insert(name.clone(), checksum(&path)?);
+    }
+    fsutil::sync_dir(&gen_dir).map_err(|e| Error::io(&gen_dir, e))?;
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        generation: generation.clone(),
+        model: next.model.clone(),
+        embedding_text: EMBEDDING_TEXT_POLICY.to_string(),
+        corpus: next.corpus,
+        tweets: n,
+        tombstones: dead_rows.len(),
+        hnsw: next.params,
+        files,
+    };
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::store(dir, e.to_string()))?;
+    fsutil::write_atomic(&dir.join(MANIFEST), &json)?;
+
+    // Keep the previous generation for readers that opened it a moment ago; drop the rest
+    // (older ones and leftovers of killed builds).
+    let keep = [Some(generation.as_str()), previous];
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("gen-") && !keep.iter().flatten().any(|k| *k == name) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_len(vectors: &[f32], n: usize, dim: usize) -> Result<()> {
+    if vectors.len() != n * dim {
+        return Err(Error::Invalid(format!(
+            "{} vector values for {n} tweets of dimension {dim}: expected {}",
+            vectors.len(),
+            n * dim
+        )));
+    }
+    Ok(())
+}
+
+/// Generation files are never modified after they are written, so two generations may share
+/// them; copy where the file system cannot link.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    fs::copy(from, to).map(|_| ()).map_err(|e| Error::io(to, e))
+}
+
+pub(super) fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join(MANIFEST)
+}
+
+fn checksum(path: &Path) -> Result<FileSum> {
+    let (size, xxh3) = fsutil::xxh3_file(path)?;
+    Ok(FileSum { size, xxh3 })
+}
+
+/// Takes the store's writer lock, waiting (with a note) while another writer holds it.
+pub(super) fn lock(dir: &Path) -> Result<fs::File> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(".lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => {
+            eprintln!("waiting for another tweetsim writing {} ...", dir.display());
+            file.lock().map_err(|e| Error::io(&path, e))?;
+            Ok(file)
+        }
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Adapts `&mut dyn Write` to the `impl Write` that [`npy::write`] takes.
+struct NpyOut<'a>(&'a mut dyn Write);
+
+impl Write for NpyOut<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}

@@ -1,0 +1,292 @@
+//! Incremental updates: appending to the graph, tombstones, `tweetsim remove`, compaction,
+//! and the writer lock. The yardstick is a fresh build of the same tweets.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use tweetsim::corpus::{Corpus, Tweet};
+use tweetsim::index::{self, BuildReport, Filter, Store, COMPACT_SHARE};
+
+use crate::common::{bundled_store, run, tweetsim, write_jsonl};
+
+/// The bundled tweets and their vectors, in store order.
+fn bundled() -> (Vec<Tweet>, Vec<f32>, Store) {
+    let s = Store::open(bundled_store()).unwrap();
+    (s.tweets().to_vec(), s.vectors().to_vec(), s)
+}
+
+/// Writes `tweets` as a corpus file and indexes it, with their bundled vectors, into `store`.
+fn index_these(
+    dir: &Path,
+    store: &Path,
+    tweets: &[&Tweet],
+    all: &(Vec<Tweet>, Vec<f32>, Store),
+) -> BuildReport {
+    let (_, vectors, s) = all;
+    let dim = s.dim();
+    let owned: Vec<Tweet> = tweets.iter().map(|t| (*t).clone()).collect();
+    let file = dir.join(format!("corpus-{}.jsonl", owned.len()));
+    write_jsonl(&file, &owned);
+    let corpus = Corpus::load(&file, None).unwrap();
+    let rows: Vec<f32> = corpus
+        .tweets
+        .iter()
+        .flat_map(|t| {
+            let r = s.row(t.id).unwrap();
+            vectors[r * dim..(r + 1) * dim].to_vec()
+        })
+        .collect();
+    index::build_from_vectors(
+        store,
+        &corpus,
+        &rows,
+        &s.manifest().model,
+        s.manifest().hnsw,
+    )
+    .unwrap()
+}
+
+/// Top-10 ids and scores, dense and lexical, for every 4th tweet as the query.
+fn answers(store: &Path) -> Vec<Vec<(u64, u32)>> {
+    let s = Store::open(store).unwrap();
+    let none = Filter::default();
+    let mut out = Vec::new();
+    let mut ids: Vec<u64> = s.tweets().iter().map(|t| t.id).collect();
+    ids.sort();
+    for id in ids.iter().step_by(4) {
+        let row = s.row(*id).unwrap();
+        let dense = s.search(s.vector(row), 10, &none, Some(row)).unwrap();
+        let lexical = s.search_lexical(&s.tweets()[row].text, 10, &none, Some(row));
+        for hits in [dense, lexical] {
+            out.push(
+                hits.iter()
+                    .map(|h| (s.tweets()[h.row].id, h.score.to_bits()))
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn appending_and_tombstoning_answer_like_a_fresh_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = bundled();
+    let tweets = &all.0;
+    // Before: the first 600. After: those minus every 15th (40 gone), plus the last 57.
+    let before: Vec<&Tweet> = tweets[..600].iter().collect();
+    let after: Vec<&Tweet> = tweets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i >= 600 || i % 15 != 7)
+        .map(|(_, t)| t)
+        .collect();
+    let updated = dir.path().join("updated");
+    let r = index_these(dir.path(), &updated, &before, &all);
+    assert!(r.rebuilt);
+    let r = index_these(dir.path(), &updated, &after, &all);
+    assert_eq!(
+        (r.tweets, r.appended, r.removed, r.tombstones, r.rebuilt),
+        (after.len(), 57, 40, 40, false),
+        "{r:?}"
+    );
+    let m = index::read_manifest(&updated).unwrap();
+    assert_eq!((m.tweets, m.tombstones), (657, 40));
+
+    let fresh = dir.path().join("fresh");
+    assert!(index_these(dir.path(), &fresh, &after, &all).rebuilt);
+    let (u, f) = (Store::open(&updated).unwrap(), Store::open(&fresh).unwrap());
+    let ids = |s: &Store| s.tweets().iter().map(|t| t.id).collect::<HashSet<_>>();
+    assert_eq!(ids(&u), ids(&f));
+    assert_eq!(answers(&updated), answers(&fresh));
+
+    // Filters and exclusion still hold over a store with tombstones.
+    let gone: HashSet<u64> = (0..600)
+        .filter(|i| i % 15 == 7)
+        .map(|i| tweets[i].id)
+        .collect();
+    let filter = Filter {
+        min_likes: 200,
+        ..Filter::default()
+    };
+    for row in (0..u.tweets().len()).step_by(37) {
+        for h in u.search(u.vector(row), 20, &filter, Some(row)).unwrap() {
+            let t = &u.tweets()[h.row];
+            assert!(h.row != row && filter.accepts(t) && !gone.contains(&t.id));
+        }
+        let exact = u
+            .search_exact(u.vector(row), 20, &filter, Some(row))
+            .unwrap();
+        let f_row = f.row(u.tweets()[row].id).unwrap();
+        let want = f
+            .search_exact(f.vector(f_row), 20, &filter, Some(f_row))
+            .unwrap();
+        assert_eq!(
+            exact
+                .iter()
+                .map(|h| u.tweets()[h.row].id)
+                .collect::<Vec<_>>(),
+            want.iter()
+                .map(|h| f.tweets()[h.row].id)
+                .collect::<Vec<_>>()
+        );
+    }
+    for id in &gone {
+        assert_eq!(u.row(*id), None, "tombstoned tweet {id} is still visible");
+    }
+}
+
+#[test]
+fn remove_tombstones_then_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = bundled();
+    let tweets: Vec<&Tweet> = all.0.iter().collect();
+    let store = dir.path().join("store");
+    index_these(dir.path(), &store, &tweets, &all);
+    let graph_before = fs::read(gen_file(&store, "graph.hnsw.graph")).unwrap();
+
+    // A few removals: tombstones; graph and vectors untouched.
+    let first: Vec<String> = tweets[..20].iter().map(|t| t.id.to_string()).collect();
+    let mut args = vec!["remove", "--store", store.to_str().unwrap()];
+    args.extend(first.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("removed 20 tweets, 637 remain (graph: 0 appended, 20 tombstoned, 20 tombstones in all)"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read(gen_file(&store, "graph.hnsw.graph")).unwrap(),
+        graph_before
+    );
+    let s = Store::open(&store).unwrap();
+    assert_eq!(s.tweets().len(), 637);
+    assert!(tweets[..20].iter().all(|t| s.row(t.id).is_none()));
+    let q = s.vector(0).to_vec();
+    assert!(s
+        .search(&q, 637, &Filter::default(), None)
+        .unwrap()
+        .iter()
+        .all(|h| h.row < 637));
+    let (code, _, err) = run(&[
+        "similar",
+        "--store",
+        store.to_str().unwrap(),
+        "--tweet",
+        &first[0],
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&first[0]), "{err}");
+
+    // An id that is not there (or no longer is) is an error, and nothing changes.
+    let e = index::remove(&store, &[tweets[0].id])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("tweet {} is not in the store", tweets[0].id)),
+        "{e}"
+    );
+    assert_eq!(index::read_manifest(&store).unwrap().tombstones, 20);
+
+    // Past the compaction share: a new graph of the live rows alone, equal to a fresh build.
+    let more: Vec<u64> = tweets[20..70].iter().map(|t| t.id).collect();
+    const { assert!(70.0 > COMPACT_SHARE * 657.0) };
+    let r = index::remove(&store, &more).unwrap();
+    assert_eq!(
+        (r.tweets, r.removed, r.tombstones, r.rebuilt),
+        (587, 50, 0, true)
+    );
+    let m = index::read_manifest(&store).unwrap();
+    assert_eq!((m.tweets, m.tombstones), (587, 0));
+    let fresh = dir.path().join("fresh");
+    let rest: Vec<&Tweet> = tweets[70..].to_vec();
+    index_these(dir.path(), &fresh, &rest, &all);
+    assert_eq!(answers(&store), answers(&fresh));
+
+    // Removing everything left is refused.
+    let ids: Vec<u64> = rest.iter().map(|t| t.id).collect();
+    let e = index::remove(&store, &ids).unwrap_err().to_string();
+    assert!(e.contains("would leave the store"), "{e}");
+}
+
+#[test]
+fn a_damaged_tombstone_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = bundled();
+    let tweets: Vec<&Tweet> = all.0.iter().collect();
+    let store = dir.path().join("store");
+    index_these(dir.path(), &store, &tweets, &all);
+    index::remove(&store, &[tweets[3].id]).unwrap();
+    let path = gen_file(&store, "tombstones.json");
+    assert_eq!(fs::read_to_string(&path).unwrap(), "[3]");
+    fs::write(&path, "[4]").unwrap();
+    let e = Store::open(&store).err().unwrap().to_string();
+    assert!(e.contains("tombstones.json is corrupt or truncated"), "{e}");
+}
+
+#[test]
+fn a_second_writer_waits_for_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = bundled();
+    let tweets: Vec<&Tweet> = all.0.iter().collect();
+    let store = dir.path().join("store");
+    index_these(dir.path(), &store, &tweets, &all);
+
+    // This test holds the lock, as a running `tweetsim index` would.
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .open(store.join(".lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut child = tweetsim()
+        .args(["remove", "--store"])
+        .arg(&store)
+        .arg(tweets[0].id.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("waiting for another tweetsim writing"),
+        "{line}"
+    );
+    // It waits, and writes nothing while it does.
+    assert!(child.try_wait().unwrap().is_none());
+    assert_eq!(index::read_manifest(&store).unwrap().tombstones, 0);
+    drop(lock);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(index::read_manifest(&store).unwrap().tombstones, 1);
+}
+
+fn gen_file(store: &Path, name: &str) -> std::path::PathBuf {
+    let m = index::read_manifest(store).unwrap();
+    store.join(m.generation).join(name)
+}
+
+#[test]
+fn a_tweet_that_comes_back_revives_its_tombstone() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = bundled();
+    let tweets: Vec<&Tweet> = all.0.iter().collect();
+    let store = dir.path().join("store");
+    index_these(dir.path(), &store, &tweets, &all);
+    let graph = fs::read(gen_file(&store, "graph.hnsw.graph")).unwrap();
+    let r = index_these(dir.path(), &store, &tweets[..650], &all);
+    assert_eq!((r.appended, r.removed, r.tombstones), (0, 7, 7));
+    let r = index_these(dir.path(), &store, &tweets, &all);
+    assert_eq!(
+        (r.tweets, r.appended, r.removed, r.tombstones, r.rebuilt),
+        (657, 0, 0, 0, false)
+    );
+    assert_eq!(
+        fs::read(gen_file(&store, "graph.hnsw.graph")).unwrap(),
+        graph
+    );
+    assert!(!gen_file(&store, "tombstones.json").exists());
+}
