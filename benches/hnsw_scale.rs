@@ -195,7 +195,7 @@ fn main() {
     }
 
     if let Some(o) = &out {
-        write_npy(&o.join("base.npy"), store.vectors(), rows, dim);
+        write_npy(&o.join("base.npy"), &store.vectors(), rows, dim);
         write_npy(&o.join("queries.npy"), &queries, QUERIES, dim);
         std::fs::write(
             o.join("truth.json"),

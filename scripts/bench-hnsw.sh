@@ -33,7 +33,8 @@ echo
 echo "== tweetsim similar --tweet ID --store $OUT/store, 20 processes"
 cargo build -q --release
 bin=target/release/tweetsim
-id=$(head -c 4096 "$OUT"/store/gen-*/tweets.jsonl | head -1 | sed 's/^{"id":"\([0-9]*\)".*/\1/')
+gen=$(sed -n 's/.*"generation": "\(.*\)".*/\1/p' "$OUT/store/manifest.json")
+id=$(head -1 "$OUT/store/$gen/tweets.jsonl" | sed 's/^{"id":"\([0-9]*\)".*/\1/')
 "$bin" -q similar --store "$OUT/store" --tweet "$id" -k 5 >/dev/null   # warm the page cache
 for _ in $(seq 20); do
   s=$(date +%s%N)

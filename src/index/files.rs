@@ -6,7 +6,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::graph::{self, Graph};
+use super::flat;
+use super::graph;
 use super::{lexical, read_manifest, CorpusInfo, FileSum, HnswParams, Manifest, FORMAT_VERSION};
 use crate::corpus::{Tweet, EMBEDDING_TEXT_POLICY};
 use crate::embed::ModelIdentity;
@@ -28,9 +29,10 @@ pub(super) struct Generation {
     pub vectors: Vec<f32>,
     /// One flag per row.
     pub dead: Vec<bool>,
-    pub graph: Graph,
-    /// Whether a lexical index was written with it (stores from before it existed have none).
+    /// Whether a lexical index and a flat graph were written with it (stores from before
+    /// they existed have neither).
     pub has_lexical: bool,
+    pub has_flat: bool,
 }
 
 impl Generation {
@@ -52,6 +54,10 @@ impl Generation {
         );
         if manifest.tombstones > 0 {
             expected.push(TOMBSTONES.to_string());
+        }
+        let has_flat = manifest.files.contains_key(flat::FILE);
+        if has_flat {
+            expected.push(flat::FILE.to_string());
         }
         for name in &expected {
             let want = manifest
@@ -115,13 +121,6 @@ impl Generation {
                 )));
             }
         }
-        let graph = Graph::load(&gen_dir).map_err(corrupt)?;
-        if graph.len() != rows {
-            return Err(corrupt(format!(
-                "graph holds {} points, store {rows}",
-                graph.len()
-            )));
-        }
         let has_lexical = manifest
             .files
             .keys()
@@ -132,9 +131,46 @@ impl Generation {
             tweets,
             vectors,
             dead,
-            graph,
             has_lexical,
+            has_flat,
         })
+    }
+
+    /// hnsw_rs's graph of this generation, to extend it.
+    pub fn hnsw(&self, store: &Path) -> Result<graph::Graph> {
+        let g = graph::Graph::load(&self.dir).map_err(|m| Error::store(store, m))?;
+        if g.len() != self.tweets.len() {
+            return Err(Error::store(
+                store,
+                format!(
+                    "graph holds {} points, store {}",
+                    g.len(),
+                    self.tweets.len()
+                ),
+            ));
+        }
+        Ok(g)
+    }
+
+    /// The graph searches walk: `graph.flat`, or (older stores) a copy of hnsw_rs's links.
+    pub fn flat(&self, store: &Path) -> Result<flat::Flat> {
+        let f = if self.has_flat {
+            flat::Flat::read(&self.dir.join(flat::FILE))
+        } else {
+            self.hnsw(store)?.flat()
+        }
+        .map_err(|m| Error::store(store, m))?;
+        if f.len() != self.tweets.len() {
+            return Err(Error::store(
+                store,
+                format!(
+                    "graph holds {} points, store {}",
+                    f.len(),
+                    self.tweets.len()
+                ),
+            ));
+        }
+        Ok(f)
     }
 }
 
@@ -157,7 +193,7 @@ pub(super) enum Vectors<'a> {
     /// rows `from..` are inserted into it. No rebuild.
     Extend {
         vectors: &'a [f32],
-        graph: &'a Graph,
+        graph: &'a graph::Graph,
         from: usize,
     },
     /// The previous generation's, unchanged: its files are linked, not rewritten.
@@ -192,13 +228,12 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
         Ok(())
     })?;
     let mut names = vec![TWEETS.to_string(), EMBEDDINGS.to_string()];
-    names.extend(graph::graph_files());
     let store_err = |m: String| Error::store(dir, m);
     match next.vectors {
         Vectors::Build(v) => {
             check_len(v, n, dim)?;
             write(EMBEDDINGS, &|w| npy::write(&mut NpyOut(w), v, n, dim))?;
-            graph::build_and_dump(v, dim, next.params, &gen_dir).map_err(store_err)?;
+            names.extend(graph::build_and_dump(v, dim, next.params, &gen_dir).map_err(store_err)?);
         }
         Vectors::Extend {
             vectors,
@@ -207,14 +242,28 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
         } => {
             check_len(vectors, n, dim)?;
             write(EMBEDDINGS, &|w| npy::write(&mut NpyOut(w), vectors, n, dim))?;
-            graph
-                .extend_and_dump(vectors, dim, from, &gen_dir)
-                .map_err(store_err)?;
+            names.extend(
+                graph
+                    .extend_and_dump(vectors, dim, from, &gen_dir)
+                    .map_err(store_err)?,
+            );
         }
         Vectors::Same(prev) => {
-            for name in graph::graph_files().iter().chain([&EMBEDDINGS.to_string()]) {
+            let mut same = graph::graph_files();
+            same.push(EMBEDDINGS.to_string());
+            for name in &same {
                 link_or_copy(&prev.dir.join(name), &gen_dir.join(name))?;
             }
+            names.extend(same.into_iter().filter(|n| n != EMBEDDINGS));
+            let flat = gen_dir.join(flat::FILE);
+            if prev.has_flat {
+                link_or_copy(&prev.dir.join(flat::FILE), &flat)?;
+            } else {
+                prev.flat(dir)?
+                    .write(&flat)
+                    .map_err(|e| Error::io(&flat, e))?;
+            }
+            names.push(flat::FILE.to_string());
         }
     }
     let dead_rows: Vec<usize> = (0..n).filter(|&r| next.dead[r]).collect();

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
+use super::flat::{self, Flat};
+
 /// Cosine distance for unit vectors: `1 − a·b`, clamped at 0.
 ///
 /// hnsw_rs's `DistDot` computes the same but asserts the result is ≥ 0, which rounding
@@ -182,6 +184,8 @@ pub fn build_and_dump(
     dump(&hnsw, dir)
 }
 
+/// Writes hnsw_rs's files (reloaded to extend the graph later) and the flat copy searches
+/// read.
 fn dump(hnsw: &Hnsw<f32, UnitCosine>, dir: &Path) -> Result<Vec<String>, String> {
     let base = hnsw
         .file_dump(dir, BASENAME)
@@ -189,10 +193,16 @@ fn dump(hnsw: &Hnsw<f32, UnitCosine>, dir: &Path) -> Result<Vec<String>, String>
     if base != BASENAME {
         return Err(format!("hnsw_rs wrote '{base}' instead of '{BASENAME}'"));
     }
-    Ok(graph_files())
+    let flat = dir.join(flat::FILE);
+    Flat::from_hnsw(hnsw)?
+        .write(&flat)
+        .map_err(|e| format!("{}: {e}", flat.display()))?;
+    let mut files = graph_files();
+    files.push(flat::FILE.to_string());
+    Ok(files)
 }
 
-/// The files hnsw_rs writes for [`BASENAME`].
+/// The files hnsw_rs writes for [`BASENAME`] (not the flat copy, which older stores lack).
 pub fn graph_files() -> Vec<String> {
     ["hnsw.graph", "hnsw.data"]
         .iter()
@@ -237,24 +247,9 @@ impl Graph {
         })
     }
 
-    /// Up to `k` nearest rows with their distances, considering only rows `keep` accepts.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        keep: Option<&dyn Fn(usize) -> bool>,
-    ) -> Vec<(usize, f32)> {
-        self.0.with_dependent(|_, h| {
-            let found = match keep {
-                Some(keep) => {
-                    let f = |id: &usize| keep(*id);
-                    h.search_filter(query, k, ef.max(k), Some(&f))
-                }
-                None => h.search(query, k, ef.max(k)),
-            };
-            found.into_iter().map(|n| (n.d_id, n.distance)).collect()
-        })
+    /// The flat copy of the links, for stores written before `graph.flat` existed.
+    pub fn flat(&self) -> Result<Flat, String> {
+        self.0.with_dependent(|_, h| Flat::from_hnsw(h))
     }
 }
 
@@ -301,9 +296,11 @@ mod tests {
         build_and_dump(&vectors, 3, HnswParams::default(), dir.path()).unwrap();
         let g = Graph::load(dir.path()).unwrap();
         assert_eq!(g.len(), 4);
-        let hits = g.search(&[0.0, 0.0, 1.0], 1, 16, None);
+        let f = Flat::read(&dir.path().join(flat::FILE)).unwrap();
+        assert_eq!(f.len(), 4);
+        let hits = f.search(&vectors, 3, &[0.0, 0.0, 1.0], 1, 16, None);
         assert_eq!(hits[0].0, 2);
-        let hits = g.search(&v, 4, 16, Some(&|row| row != 0 && row != 2));
+        let hits = f.search(&vectors, 3, &v, 4, 16, Some(&|row| row != 0 && row != 2));
         let mut rows: Vec<usize> = hits.iter().map(|h| h.0).collect();
         rows.sort();
         assert_eq!(rows, [1, 3]);

@@ -17,6 +17,7 @@
 //! Every file's size and xxh3 checksum is in the manifest and checked on open.
 
 mod files;
+mod flat;
 mod graph;
 pub mod lexical;
 mod update;
@@ -32,7 +33,7 @@ use crate::corpus::{Format, Tweet};
 use crate::embed::ModelIdentity;
 use crate::error::{Error, Result};
 use files::Generation;
-use graph::Graph;
+use flat::Flat;
 pub use graph::{dot, HnswParams};
 use lexical::Lexical;
 pub use update::{build, build_from_vectors, remove, BuildReport, COMPACT_SHARE};
@@ -145,7 +146,7 @@ pub struct Store {
     tweets: Vec<Tweet>,
     vectors: Vec<f32>,
     rows_by_id: HashMap<u64, usize>,
-    graph: Graph,
+    graph: Flat,
     lexical: Lexical,
     rows: Rows,
 }
@@ -155,15 +156,26 @@ pub struct Store {
 enum Rows {
     /// No tombstones: the two numberings are the same.
     All,
-    /// Live row of each file row; `u32::MAX` for a tombstone.
-    Live { view: Vec<u32> },
+    Live {
+        /// File row of each live row.
+        file: Vec<usize>,
+        /// Live row of each file row; `u32::MAX` for a tombstone.
+        view: Vec<u32>,
+    },
 }
 
 impl Rows {
+    fn file(&self, row: usize) -> usize {
+        match self {
+            Rows::All => row,
+            Rows::Live { file, .. } => file[row],
+        }
+    }
+
     fn view(&self, file_row: usize) -> Option<usize> {
         match self {
             Rows::All => Some(file_row),
-            Rows::Live { view } => view
+            Rows::Live { view, .. } => view
                 .get(file_row)
                 .filter(|&&v| v != u32::MAX)
                 .map(|&v| v as usize),
@@ -173,7 +185,7 @@ impl Rows {
     fn files(&self, live: usize) -> usize {
         match self {
             Rows::All => live,
-            Rows::Live { view } => view.len(),
+            Rows::Live { view, .. } => view.len(),
         }
     }
 }
@@ -244,31 +256,28 @@ impl Store {
             lexical::build(texts.iter().map(|(r, t)| (*r, t.as_str())), None)
         }
         .map_err(corrupt)?;
+        let graph = g.flat(dir)?;
         let Generation {
             manifest,
             mut tweets,
-            mut vectors,
-            graph,
+            vectors,
             ..
         } = g;
-        // Callers see only the live rows, renumbered densely; the graph and the lexical
-        // index keep file rows, translated at the edges of a search.
+        // Callers see only the live rows, renumbered densely; the graph, the lexical index
+        // and the vectors keep file rows, translated at the edges.
         let rows = if live.len() == tweets.len() {
             Rows::All
         } else {
-            let dim = manifest.model.dim;
             let mut view = vec![u32::MAX; tweets.len()];
             for (v, &r) in live.iter().enumerate() {
                 view[r] = v as u32;
-                vectors.copy_within(r * dim..(r + 1) * dim, v * dim);
             }
-            vectors.truncate(live.len() * dim);
             let mut i = 0;
             tweets.retain(|_| {
                 i += 1;
                 view[i - 1] != u32::MAX
             });
-            Rows::Live { view }
+            Rows::Live { file: live, view }
         };
         let rows_by_id = tweets.iter().enumerate().map(|(r, t)| (t.id, r)).collect();
         Ok(Store {
@@ -310,14 +319,20 @@ impl Store {
         self.rows_by_id.get(&id).copied()
     }
 
-    /// All vectors, row-major (`tweets().len() × dim()`).
-    pub fn vectors(&self) -> &[f32] {
-        &self.vectors
+    /// All vectors, row-major (`tweets().len() × dim()`); copied only when the store has
+    /// tombstones to leave out.
+    pub fn vectors(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self.rows {
+            Rows::All => std::borrow::Cow::Borrowed(&self.vectors),
+            Rows::Live { .. } => (0..self.tweets.len())
+                .flat_map(|r| self.vector(r).iter().copied())
+                .collect(),
+        }
     }
 
     pub fn vector(&self, row: usize) -> &[f32] {
-        let d = self.dim();
-        &self.vectors[row * d..(row + 1) * d]
+        let (d, f) = (self.dim(), self.rows.file(row));
+        &self.vectors[f * d..(f + 1) * d]
     }
 
     /// Refuses to answer queries embedded by a different model than the store's vectors.
@@ -437,18 +452,24 @@ impl Store {
             (Rows::All, None) => None,
             _ => Some(&in_graph),
         };
-        let found = self
-            .graph
-            .search(query, want, self.manifest.hnsw.ef_search, graph_pred);
+        let found = self.graph.search(
+            &self.vectors,
+            self.dim(),
+            query,
+            want,
+            self.manifest.hnsw.ef_search,
+            graph_pred,
+        );
         if found.len() < want {
             return scan();
         }
         let mut hits: Vec<Hit> = found
             .into_iter()
-            .filter_map(|(f, _)| self.rows.view(f))
-            .map(|row| Hit {
-                row,
-                score: dot(query, self.vector(row)),
+            .filter_map(|(f, score)| {
+                Some(Hit {
+                    row: self.rows.view(f)?,
+                    score,
+                })
             })
             .collect();
         sort_hits(&mut hits);

@@ -265,6 +265,10 @@ fn write(
         return fresh(removed);
     }
 
+    let hnsw = match appended.is_empty() {
+        true => None,
+        false => Some(prev.hnsw(dir)?),
+    };
     let files_vectors = if appended.is_empty() {
         None
     } else {
@@ -286,7 +290,7 @@ fn write(
                 None => Vectors::Same(&prev),
                 Some(all) => Vectors::Extend {
                     vectors: all,
-                    graph: &prev.graph,
+                    graph: hnsw.as_ref().expect("loaded when appending"),
                     from: rows,
                 },
             },

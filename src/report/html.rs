@@ -178,7 +178,7 @@ fn timeline_chart(h: &mut String, r: &Report) {
 
 fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) {
     section(h, "Map of all tweets", "First two principal components of the embeddings, coloured by topic (grey: unassigned). Hover or click a point to read the tweet.");
-    let xy = projection::pca_2d(store.vectors(), store.dim());
+    let xy = projection::pca_2d(&store.vectors(), store.dim());
     let (w, hgt, pad) = (900.0f32, 600.0f32, 20.0f32);
     let (minx, maxx) = xy
         .iter()

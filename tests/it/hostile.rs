@@ -188,6 +188,7 @@ fn store_file() -> impl Strategy<Value = &'static str> {
         "embeddings.npy",
         "graph.hnsw.graph",
         "graph.hnsw.data",
+        "graph.flat",
     ])
 }
 
@@ -195,16 +196,16 @@ proptest! {
     // Each case copies a store: a tenth as many cases as the parsers get.
     #![proptest_config(ProptestConfig { cases: (cases().cases / 10).max(6), ..cases() })]
 
-    /// Edited store files are refused by checksum; with forged checksums, the tweets and
-    /// vectors parsers still refuse them cleanly. (The graph files are only ever read after
-    /// their checksum matched: hnsw_rs asserts on malformed input.)
+    /// Edited store files are refused by checksum; with forged checksums, the tweets,
+    /// vectors and flat graph readers still refuse them cleanly. (hnsw_rs's files are only
+    /// ever read after their checksum matched: hnsw_rs asserts on malformed input.)
     #[test]
     fn store_loading_never_panics(
         file in store_file(),
         edits in prop::collection::vec(edit(), 1..4),
         forge in any::<bool>(),
     ) {
-        let forge = forge && matches!(file, "tweets.jsonl" | "embeddings.npy");
+        let forge = forge && matches!(file, "tweets.jsonl" | "embeddings.npy" | "graph.flat");
         open_edited(file, &edits, forge);
     }
 }

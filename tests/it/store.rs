@@ -249,6 +249,34 @@ fn stores_without_a_lexical_index_still_search_lexically() {
     assert!(store.tweets()[hits[0].row].text.contains("micrograd"));
 }
 
+/// A store written before `graph.flat` existed opens with the links copied from hnsw_rs's
+/// graph, and answers exactly as with the file.
+#[test]
+fn stores_without_a_flat_graph_search_the_same() {
+    let (_t, gen) = crate::common::store_copy();
+    let store = gen.parent().unwrap();
+    let probe = |s: &Store| -> Vec<Vec<(usize, u32)>> {
+        (0..s.tweets().len())
+            .step_by(9)
+            .map(|r| {
+                s.search(s.vector(r), 10, &Filter::default(), Some(r))
+                    .unwrap()
+                    .iter()
+                    .map(|h| (h.row, h.score.to_bits()))
+                    .collect()
+            })
+            .collect()
+    };
+    let with_file = probe(&Store::open(store).unwrap());
+    fs::remove_file(gen.join("graph.flat")).unwrap();
+    let manifest = store.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["files"].as_object_mut().unwrap().remove("graph.flat");
+    fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    assert_eq!(probe(&Store::open(store).unwrap()), with_file);
+}
+
 #[test]
 fn a_store_from_another_model_is_refused() {
     let store = Store::open(bundled_store()).unwrap();
