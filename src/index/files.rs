@@ -43,8 +43,11 @@ impl Generation {
         let gen_dir = dir.join(&manifest.generation);
         let corrupt = |msg: String| Error::store(dir, msg);
         let lexical_prefix = format!("{}/", lexical::DIR);
-        let mut expected = graph::graph_files();
-        expected.extend([TWEETS.to_string(), EMBEDDINGS.to_string()]);
+        // hnsw_rs's files are verified when an update loads them (`hnsw`), not on every open.
+        let mut expected = vec![TWEETS.to_string(), EMBEDDINGS.to_string()];
+        if !manifest.files.contains_key(flat::FILE) {
+            expected.extend(graph::graph_files());
+        }
         expected.extend(
             manifest
                 .files
@@ -59,25 +62,7 @@ impl Generation {
         if has_flat {
             expected.push(flat::FILE.to_string());
         }
-        for name in &expected {
-            let want = manifest
-                .files
-                .get(name)
-                .ok_or_else(|| corrupt(format!("manifest does not list {name}")))?;
-            let path = gen_dir.join(name);
-            let got =
-                checksum(&path).map_err(|_| corrupt(format!("{} is missing", path.display())))?;
-            if got != *want {
-                return Err(corrupt(format!(
-                    "{} is corrupt or truncated ({} bytes, checksum {}; manifest says {} bytes, checksum {})",
-                    path.display(),
-                    got.size,
-                    got.xxh3,
-                    want.size,
-                    want.xxh3
-                )));
-            }
-        }
+        verify(dir, &manifest, &expected)?;
 
         let text = fs::read_to_string(gen_dir.join(TWEETS))
             .map_err(|e| Error::io(gen_dir.join(TWEETS), e))?;
@@ -136,8 +121,14 @@ impl Generation {
         })
     }
 
+    /// Whether hnsw_rs's files are intact, so a next generation may link them.
+    pub fn hnsw_intact(&self, store: &Path) -> bool {
+        verify(store, &self.manifest, &graph::graph_files()).is_ok()
+    }
+
     /// hnsw_rs's graph of this generation, to extend it.
     pub fn hnsw(&self, store: &Path) -> Result<graph::Graph> {
+        verify(store, &self.manifest, &graph::graph_files())?;
         let g = graph::Graph::load(&self.dir).map_err(|m| Error::store(store, m))?;
         if g.len() != self.tweets.len() {
             return Err(Error::store(
@@ -172,6 +163,32 @@ impl Generation {
         }
         Ok(f)
     }
+}
+
+/// Checks the size and checksum of each named file of the current generation against the
+/// manifest: hnsw_rs asserts (panics) on malformed input, so it never sees an unverified file.
+fn verify(dir: &Path, manifest: &Manifest, names: &[String]) -> Result<()> {
+    let gen_dir = dir.join(&manifest.generation);
+    let corrupt = |msg: String| Error::store(dir, msg);
+    for name in names {
+        let want = manifest
+            .files
+            .get(name)
+            .ok_or_else(|| corrupt(format!("manifest does not list {name}")))?;
+        let path = gen_dir.join(name);
+        let got = checksum(&path).map_err(|_| corrupt(format!("{} is missing", path.display())))?;
+        if got != *want {
+            return Err(corrupt(format!(
+                "{} is corrupt or truncated ({} bytes, checksum {}; manifest says {} bytes, checksum {})",
+                path.display(),
+                got.size,
+                got.xxh3,
+                want.size,
+                want.xxh3
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What the next generation holds.

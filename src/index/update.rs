@@ -146,7 +146,8 @@ pub fn remove(dir: &Path, ids: &[u64]) -> Result<BuildReport> {
     }
     let tombstones = dead.len() - live.len();
     let m = &prev.manifest;
-    if compacts(tombstones, dead.len()) {
+    // A damaged hnsw_rs graph is not carried into the next generation: compact instead.
+    if compacts(tombstones, dead.len()) || !prev.hnsw_intact(dir) {
         let tweets: Vec<Tweet> = live.iter().map(|&r| prev.tweets[r].clone()).collect();
         let dim = m.model.dim;
         let vectors: Vec<f32> = live
@@ -265,9 +266,14 @@ fn write(
         return fresh(removed);
     }
 
+    // A damaged hnsw_rs graph (readers never load it, so only an update finds out) is rebuilt.
     let hnsw = match appended.is_empty() {
-        true => None,
-        false => Some(prev.hnsw(dir)?),
+        true if prev.hnsw_intact(dir) => None,
+        false => match prev.hnsw(dir) {
+            Ok(g) => Some(g),
+            Err(_) => return fresh(removed),
+        },
+        true => return fresh(removed),
     };
     let files_vectors = if appended.is_empty() {
         None

@@ -213,13 +213,65 @@ proptest! {
 #[test]
 fn an_edited_store_file_is_named_in_the_error() {
     let (_dir, gen) = store_copy();
-    let data = gen.join("graph.hnsw.data");
+    let data = gen.join("embeddings.npy");
     let mut b = fs::read(&data).unwrap();
-    b[10] ^= 1;
+    b[1000] ^= 1;
     fs::write(&data, b).unwrap();
     let e = Store::open(gen.parent().unwrap())
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("graph.hnsw.data is corrupt"), "{e}");
+    assert!(e.contains("embeddings.npy is corrupt"), "{e}");
+}
+
+fn gen_of(store: &std::path::Path) -> std::path::PathBuf {
+    store.join(tweetsim::index::read_manifest(store).unwrap().generation)
+}
+
+/// Searches never read hnsw_rs's files, so a damaged one is found by the next update, which
+/// then builds the graph anew instead of extending it.
+#[test]
+fn a_damaged_hnsw_file_is_rebuilt_by_the_next_update() {
+    let (_dir, gen) = store_copy();
+    let store = gen.parent().unwrap();
+    let data = gen.join("graph.hnsw.data");
+    let mut b = fs::read(&data).unwrap();
+    b[10] ^= 1;
+    fs::write(&data, b).unwrap();
+    let s = Store::open(store).unwrap();
+    let (tweets, vectors) = (s.tweets().to_vec(), s.vectors().to_vec());
+    let m = s.manifest().clone();
+    drop(s);
+    // The same tweets minus the last: nothing to append, but the damaged files are not
+    // linked into the next generation: the graph is built anew.
+    let n = tweets.len() - 1;
+    let corpus = |tweets: Vec<tweetsim::corpus::Tweet>| tweetsim::corpus::Corpus {
+        source: "t".into(),
+        format: tweetsim::corpus::Format::Jsonl,
+        entries: tweets.len(),
+        content_hash: format!("t{}", tweets.len()),
+        tweets,
+        merges: Vec::new(),
+    };
+    let dim = m.model.dim;
+    let r = tweetsim::index::build_from_vectors(
+        store,
+        &corpus(tweets[..n].to_vec()),
+        &vectors[..n * dim],
+        &m.model,
+        m.hnsw,
+    )
+    .unwrap();
+    assert!(r.rebuilt, "{r:?}");
+    fs::write(gen_of(store).join("graph.hnsw.data"), b"damaged").unwrap();
+    // A new tweet must be appended to hnsw_rs's graph: it is damaged, so the graph is built
+    // anew.
+    let mut grown = tweets[..n].to_vec();
+    let mut new = tweets[n].clone();
+    new.id = 42;
+    grown.push(new);
+    let r = tweetsim::index::build_from_vectors(store, &corpus(grown), &vectors, &m.model, m.hnsw)
+        .unwrap();
+    assert!(r.rebuilt, "{r:?}");
+    assert_eq!(Store::open(store).unwrap().tweets().len(), n + 1);
 }

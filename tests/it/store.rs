@@ -194,11 +194,11 @@ fn corrupt_truncated_or_foreign_stores_are_refused() {
     );
     fs::write(&emb, &bytes).unwrap();
 
-    let graph = gen.join("graph.hnsw.graph");
+    let graph = gen.join("graph.flat");
     let mut g = fs::read(&graph).unwrap();
     g[100] ^= 0xff;
     fs::write(&graph, &g).unwrap();
-    assert!(open_err(&gen).contains("graph.hnsw.graph is corrupt"));
+    assert!(open_err(&gen).contains("graph.flat is corrupt"));
     g[100] ^= 0xff;
     fs::write(&graph, &g).unwrap();
 
