@@ -17,7 +17,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::path::Path;
 
@@ -259,20 +259,26 @@ impl Flat {
 
         // Beam search on layer 0: `ef` best accepted rows, expanding the best open candidate.
         let ef = ef.max(k);
-        VISITED.with_borrow_mut(|visited| {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let Scratch {
+                visited,
+                open,
+                found,
+            } = scratch;
             visited.reset(self.n);
-            let mut open: BinaryHeap<Scored> = BinaryHeap::new();
-            let mut found: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::new();
+            open.clear();
+            found.clear();
             visited.insert(at);
             open.push(Scored(best, at));
             if accept(at) {
-                found.push(std::cmp::Reverse(Scored(best, at)));
+                found.push(Reverse(Scored(best, at)));
             }
             while let Some(Scored(s, row)) = open.pop() {
                 if found.len() >= ef && found.peek().is_some_and(|w| s < w.0 .0) {
                     break;
                 }
-                for &nb in self.links(row, 0) {
+                let links = self.links(row, 0);
+                for &nb in links {
                     let nb = nb as usize;
                     if !visited.insert(nb) {
                         continue;
@@ -282,7 +288,7 @@ impl Flat {
                     if found.len() < ef || s > worst {
                         open.push(Scored(s, nb));
                         if accept(nb) {
-                            found.push(std::cmp::Reverse(Scored(s, nb)));
+                            found.push(Reverse(Scored(s, nb)));
                             if found.len() > ef {
                                 found.pop();
                             }
@@ -290,7 +296,7 @@ impl Flat {
                     }
                 }
             }
-            let mut out: Vec<(usize, f32)> = found.into_iter().map(|r| (r.0 .1, r.0 .0)).collect();
+            let mut out: Vec<(usize, f32)> = found.drain().map(|r| (r.0 .1, r.0 .0)).collect();
             out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             out.truncate(k);
             out
@@ -314,6 +320,13 @@ impl Ord for Scored {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
+}
+
+/// What a search needs besides the graph, kept per thread so a search allocates nothing.
+struct Scratch {
+    visited: Visited,
+    open: BinaryHeap<Scored>,
+    found: BinaryHeap<Reverse<Scored>>,
 }
 
 /// Rows seen by the current search: a stamp per row, so clearing is one increment.
@@ -343,5 +356,11 @@ impl Visited {
 }
 
 thread_local! {
-    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { stamp: 0, marks: Vec::new() }) };
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            visited: Visited { stamp: 0, marks: Vec::new() },
+            open: BinaryHeap::new(),
+            found: BinaryHeap::new(),
+        })
+    };
 }
