@@ -60,7 +60,86 @@ pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
     })
 }
 
+/// Float32 rows of a `.npy` file, read into memory or mapped from it.
+pub enum Vectors {
+    Owned(Vec<f32>),
+    /// The file's pages, shared with the page cache: opening a big store copies nothing.
+    Mapped {
+        map: memmap2::Mmap,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl Vectors {
+    pub fn as_slice(&self) -> &[f32] {
+        match self {
+            Vectors::Owned(v) => v,
+            // SAFETY: `map` checked that the data starts 4-byte aligned, holds `len` f32s and
+            // that this is a little-endian target (the file is '<f4'); any bit pattern is a
+            // valid f32. Store files are never modified after they are written (a new
+            // generation is new files), so the mapping does not change under us.
+            Vectors::Mapped { map, offset, len } => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<f32>(), *len)
+            },
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<f32> {
+        match self {
+            Vectors::Owned(v) => v,
+            mapped => mapped.as_slice().to_vec(),
+        }
+    }
+}
+
+impl std::ops::Deref for Vectors {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        self.as_slice()
+    }
+}
+
+/// Maps a 2-D float32 `.npy` file: `(vectors, rows, cols)`, checked like [`read`]. Falls back
+/// to reading where mapping cannot give aligned little-endian floats.
+pub fn map(path: &Path) -> Result<(Vectors, usize, usize)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: see `Vectors::as_slice`: store files are immutable once written.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let bad = |msg: String| {
+        Error::Invalid(format!(
+            "{}: not a 2-D float32 .npy file: {msg}",
+            path.display()
+        ))
+    };
+    let (rows, cols, offset) = parse_header(&map).map_err(bad)?;
+    let aligned = (map.as_ptr() as usize + offset).is_multiple_of(std::mem::align_of::<f32>());
+    if !aligned || cfg!(target_endian = "big") {
+        let (v, rows, cols) = read(path)?;
+        return Ok((Vectors::Owned(v), rows, cols));
+    }
+    Ok((
+        Vectors::Mapped {
+            map,
+            offset,
+            len: rows * cols,
+        },
+        rows,
+        cols,
+    ))
+}
+
 fn parse(bytes: &[u8]) -> std::result::Result<(Vec<f32>, usize, usize), String> {
+    let (rows, cols, offset) = parse_header(bytes)?;
+    let values = bytes[offset..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((values, rows, cols))
+}
+
+/// `(rows, cols, data offset)`, after checking the data is exactly rows × cols floats.
+fn parse_header(bytes: &[u8]) -> std::result::Result<(usize, usize, usize), String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("missing the \\x93NUMPY magic".into());
     }
@@ -97,18 +176,17 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Vec<f32>, usize, usize), String> 
         return Err(format!("shape ({shape}) is not 2-D"));
     };
     let data = &bytes[start + hlen..];
-    if data.len() != rows * cols * 4 {
+    let need = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(4))
+        .ok_or_else(|| format!("shape ({rows}, {cols}) is too large"))?;
+    if data.len() != need {
         return Err(format!(
-            "shape ({rows}, {cols}) needs {} data bytes, file has {}",
-            rows * cols * 4,
+            "shape ({rows}, {cols}) needs {need} data bytes, file has {}",
             data.len()
         ));
     }
-    let values = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((values, rows, cols))
+    Ok((rows, cols, start + hlen))
 }
 
 #[cfg(test)]
@@ -123,7 +201,13 @@ mod tests {
         let hlen = u16::from_le_bytes([buf[8], buf[9]]) as usize;
         assert_eq!(10 + hlen, HEADER_LEN);
         assert_eq!(header(usize::MAX, usize::MAX).len(), HEADER_LEN);
-        assert_eq!(parse(&buf).unwrap(), (data, 3, 4));
+        assert_eq!(parse(&buf).unwrap(), (data.clone(), 3, 4));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.npy");
+        std::fs::write(&path, &buf).unwrap();
+        let (mapped, rows, cols) = map(&path).unwrap();
+        assert!(matches!(mapped, Vectors::Mapped { .. }));
+        assert_eq!((&*mapped, rows, cols), (&data[..], 3, 4));
     }
 
     #[test]

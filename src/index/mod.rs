@@ -144,7 +144,8 @@ pub struct Store {
     dir: PathBuf,
     manifest: Manifest,
     tweets: Vec<Tweet>,
-    vectors: Vec<f32>,
+    /// Every file row's vector (tombstones included), mapped from `embeddings.npy`.
+    vectors: crate::npy::Vectors,
     rows_by_id: HashMap<u64, usize>,
     graph: Flat,
     lexical: Lexical,
@@ -323,7 +324,7 @@ impl Store {
     /// tombstones to leave out.
     pub fn vectors(&self) -> std::borrow::Cow<'_, [f32]> {
         match self.rows {
-            Rows::All => std::borrow::Cow::Borrowed(&self.vectors),
+            Rows::All => std::borrow::Cow::Borrowed(self.vectors.as_slice()),
             Rows::Live { .. } => (0..self.tweets.len())
                 .flat_map(|r| self.vector(r).iter().copied())
                 .collect(),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::files::{self, Generation, Next, Vectors};
+use super::files::{self, Generation, Next, Source};
 use super::{read_manifest, CorpusInfo, HnswParams};
 use crate::corpus::{Corpus, Tweet, EMBEDDING_TEXT_POLICY};
 use crate::embed::{Encoder, ModelIdentity};
@@ -160,7 +160,7 @@ pub fn remove(dir: &Path, ids: &[u64]) -> Result<BuildReport> {
             Next {
                 tweets: &tweets,
                 dead: &vec![false; tweets.len()],
-                vectors: Vectors::Build(&vectors),
+                vectors: Source::Build(&vectors),
                 corpus: m.corpus.clone(),
                 model: &m.model,
                 params: m.hnsw,
@@ -174,7 +174,7 @@ pub fn remove(dir: &Path, ids: &[u64]) -> Result<BuildReport> {
         Next {
             tweets: &prev.tweets,
             dead: &dead,
-            vectors: Vectors::Same(&prev),
+            vectors: Source::Same(&prev),
             corpus: m.corpus.clone(),
             model: &m.model,
             params: m.hnsw,
@@ -210,7 +210,7 @@ fn write(
             Next {
                 tweets: &corpus.tweets,
                 dead: &vec![false; n],
-                vectors: Vectors::Build(&vectors),
+                vectors: Source::Build(&vectors),
                 corpus: info.clone(),
                 model,
                 params,
@@ -278,7 +278,8 @@ fn write(
     let files_vectors = if appended.is_empty() {
         None
     } else {
-        let mut all = std::mem::take(&mut prev.vectors);
+        let mut all =
+            std::mem::replace(&mut prev.vectors, crate::npy::Vectors::Owned(Vec::new())).into_vec();
         for &i in &appended {
             tweets.push(corpus.tweets[i].clone());
             all.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
@@ -293,8 +294,8 @@ fn write(
             tweets: &tweets,
             dead: &dead,
             vectors: match &files_vectors {
-                None => Vectors::Same(&prev),
-                Some(all) => Vectors::Extend {
+                None => Source::Same(&prev),
+                Some(all) => Source::Extend {
                     vectors: all,
                     graph: hnsw.as_ref().expect("loaded when appending"),
                     from: rows,
