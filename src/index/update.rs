@@ -267,13 +267,16 @@ fn write(
     }
 
     // A damaged hnsw_rs graph (readers never load it, so only an update finds out) is rebuilt.
-    let hnsw = match appended.is_empty() {
-        true if prev.hnsw_intact(dir) => None,
-        false => match prev.hnsw(dir) {
+    let hnsw = if appended.is_empty() {
+        if !prev.hnsw_intact(dir) {
+            return fresh(removed);
+        }
+        None
+    } else {
+        match prev.hnsw(dir) {
             Ok(g) => Some(g),
             Err(_) => return fresh(removed),
-        },
-        true => return fresh(removed),
+        }
     };
     let files_vectors = if appended.is_empty() {
         None
