@@ -122,16 +122,7 @@ impl Generation {
     pub fn hnsw(&self, store: &Path) -> Result<graph::Graph> {
         verify(store, &self.manifest, &graph::graph_files())?;
         let g = graph::Graph::load(&self.dir).map_err(|m| Error::store(store, m))?;
-        if g.len() != self.tweets.len() {
-            return Err(Error::store(
-                store,
-                format!(
-                    "graph holds {} points, store {}",
-                    g.len(),
-                    self.tweets.len()
-                ),
-            ));
-        }
+        self.check_points(store, g.len())?;
         Ok(g)
     }
 
@@ -143,17 +134,19 @@ impl Generation {
             self.hnsw(store)?.flat()
         }
         .map_err(|m| Error::store(store, m))?;
-        if f.len() != self.tweets.len() {
+        self.check_points(store, f.len())?;
+        Ok(f)
+    }
+
+    /// A graph of this generation must hold one point per row.
+    fn check_points(&self, store: &Path, points: usize) -> Result<()> {
+        if points != self.tweets.len() {
             return Err(Error::store(
                 store,
-                format!(
-                    "graph holds {} points, store {}",
-                    f.len(),
-                    self.tweets.len()
-                ),
+                format!("graph holds {points} points, store {}", self.tweets.len()),
             ));
         }
-        Ok(f)
+        Ok(())
     }
 }
 
