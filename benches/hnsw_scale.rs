@@ -39,7 +39,7 @@ fn peak_rss_mb() -> f64 {
 
 /// N synthetic tweets and their vectors, from the bundled corpus's real vectors.
 fn synthetic(real: &Store, n: usize, seed: u64) -> (Vec<Tweet>, Vec<f32>) {
-    let mut gen = synth::Tweets::new(real.tweets(), seed);
+    let mut gen = synth::Tweets::new(real.tweets().expect("tweets"), seed);
     let mut tweets = Vec::with_capacity(n);
     let mut vectors = Vec::with_capacity(n * real.dim());
     for _ in 0..n {
@@ -157,7 +157,7 @@ fn main() {
     );
 
     // Exact top 10 of each query over every row (all cores; not timed).
-    let rows = store.tweets().len();
+    let rows = store.len();
     let truth: Vec<Vec<usize>> = queries
         .par_chunks_exact(dim)
         .map(|q| {

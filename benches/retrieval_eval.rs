@@ -62,7 +62,7 @@ fn main() {
             exclude: None,
         };
         let hits = search::search(&store, &query, opts).expect("search");
-        hits.iter().map(|h| store.tweets()[h.row].id).collect()
+        hits.iter().map(|h| store.id(h.row)).collect()
     };
     let splits = |opts: &Options| {
         [
@@ -199,7 +199,7 @@ fn main() {
         ("+ t.co links removed (the store's policy)", &policy),
     ];
     for (name, f) in steps {
-        let texts: Vec<String> = store.tweets().iter().map(f).collect();
+        let texts: Vec<String> = store.tweets().unwrap().iter().map(f).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let vectors = encoder.embed(&refs).expect("embed");
         let exact = |q: &Judged| {
@@ -210,7 +210,7 @@ fn main() {
             scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             scored
                 .iter()
-                .map(|(r, _)| store.tweets()[*r].id)
+                .map(|(r, _)| store.id(*r))
                 .collect::<Vec<u64>>()
         };
         row(

@@ -60,7 +60,7 @@ fn main() {
     )
     .expect("store");
     let real = Store::open(&real_dir).expect("open");
-    let (base, dim) = (real.tweets(), real.dim());
+    let (base, dim) = (real.tweets().expect("tweets"), real.dim());
     println!(
         "cores: {}; base: {} real tweets",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -115,7 +115,7 @@ fn main() {
         let found = topics::discover(&store, &Options::default()).expect("topics");
         let discover = t1.elapsed().as_secs_f64();
         let t2 = Instant::now();
-        let report = Report::new(&store, &found);
+        let report = Report::new(&store, &found).expect("report");
         let json = report.to_json();
         let rep = t2.elapsed().as_secs_f64();
         assert!(json.len() > n);

@@ -21,7 +21,7 @@ pub struct Group {
 
 /// Every group of two or more tweets linked by cosine ≥ `threshold`, largest groups first.
 pub fn find(store: &Store, threshold: f32) -> Vec<Group> {
-    let n = store.tweets().len();
+    let n = store.len();
     let all = RowSet::new(n, |_| true);
     let mut pairs: Vec<(usize, usize, f32)> = (0..n)
         .into_par_iter()

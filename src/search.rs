@@ -94,7 +94,7 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
         }
     };
     let lexical_depth = match opts.mode {
-        Mode::Dense if opts.explain => store.tweets().len(),
+        Mode::Dense if opts.explain => store.len(),
         Mode::Dense => 0,
         _ => depth,
     };

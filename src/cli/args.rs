@@ -106,6 +106,14 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Check a store in full: every file against its checksum (opening a store skips files
+    /// unchanged since they last matched), then every tweet read back.
+    Verify {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Find the tweets most similar to a text or to a tweet of the corpus.
     Similar(SimilarArgs),
     /// Group the tweets into topics and report size, dates, engagement, keywords and examples.

@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Some(Command::Remove { ids, corpus, store }) => remove_cmd(g, &ids, &corpus, &store),
+        Some(Command::Verify { corpus, store }) => verify_cmd(g, &corpus, &store),
         Some(Command::Similar(a)) => similar_cmd(g, &a),
         Some(Command::Embed {
             corpus,
@@ -116,6 +117,21 @@ fn remove_cmd(g: &Global, ids: &[String], corpus: &CorpusArgs, store: &StoreArgs
     Ok(())
 }
 
+fn verify_cmd(g: &Global, corpus: &CorpusArgs, store: &StoreArgs) -> Result<()> {
+    let dir = store_dir(corpus, store, &g.model)?;
+    let started = Instant::now();
+    let (files, bytes) = index::verify_all(&dir)?;
+    let store = Store::open(&dir)?;
+    let tweets = store.tweets()?.len();
+    println!(
+        "{}: {files} files ({:.1} MB) match their checksums, {tweets} tweets read back ({:.1} s)",
+        dir.display(),
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
     let filter = Filter {
         since: a.since,
@@ -155,14 +171,14 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
                 format!(
                     "tweet {id} is not in the store {} ({} tweets from {})",
                     store.dir().display(),
-                    store.tweets().len(),
+                    store.len(),
                     store.manifest().corpus.source
                 )
             })?;
-            let t = &store.tweets()[row];
+            let t = store.tweet(row)?;
             let header = format!(
                 "similar to tweet {id} ({}): {}",
-                output::date(t),
+                output::date(&t),
                 output::one_line(&t.text, 100)
             );
             (
@@ -276,7 +292,7 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
         }
         None => (tweetsim::topics::discover(&store, &opts)?, Vec::new()),
     };
-    let mut report = tweetsim::report::Report::new(&store, &topics);
+    let mut report = tweetsim::report::Report::new(&store, &topics)?;
     report.guided = themes.is_some();
     for (t, terms) in report.topics.iter_mut().zip(terms) {
         t.terms = terms;
@@ -288,7 +304,7 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
         }
     }
     if let Some(path) = &a.html {
-        fsutil::write_atomic(path, report.to_html(&store, &topics).as_bytes())?;
+        fsutil::write_atomic(path, report.to_html(&store, &topics)?.as_bytes())?;
         if !g.quiet {
             eprintln!("wrote {}", path.display());
         }
@@ -364,7 +380,7 @@ fn dups_cmd(g: &Global, a: &DupsArgs) -> Result<()> {
             groups.len(),
             groups.iter().map(|g| g.rows.len()).sum::<usize>(),
             a.threshold,
-            store.tweets().len(),
+            store.len(),
             started.elapsed().as_secs_f64()
         );
     }

@@ -89,7 +89,7 @@ pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Resul
     }
     let mut out = std::io::stdout().lock();
     for (i, h) in hits.iter().enumerate() {
-        let t = &store.tweets()[h.row];
+        let t = store.tweet(h.row)?;
         let row = Row {
             rank: i + 1,
             score: h.score,
@@ -107,7 +107,7 @@ pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Resul
             duplicates: h
                 .duplicates
                 .iter()
-                .map(|&(r, _)| store.tweets()[r].id.to_string())
+                .map(|&(r, _)| store.id(r).to_string())
                 .collect(),
         };
         serde_json::to_writer(&mut out, &row)?;
@@ -137,7 +137,7 @@ pub fn hits_table(
     let text_width = width().saturating_sub(INDENT).max(30);
     let pad = " ".repeat(INDENT);
     for (i, h) in hits.iter().enumerate() {
-        let t = &store.tweets()[h.row];
+        let t = store.tweet(h.row)?;
         // No hyphenation: it would split links and handles at '-' and '/'.
         let opts =
             textwrap::Options::new(text_width).word_splitter(textwrap::WordSplitter::NoHyphenation);
@@ -148,7 +148,7 @@ pub fn hits_table(
             "{:>3} {:.3} {:<10} {:>7}  {first}",
             i + 1,
             h.score,
-            date(t),
+            date(&t),
             thousands(t.metrics.likes)
         )?;
         for l in lines.iter().skip(1) {
@@ -221,7 +221,7 @@ fn terminal_size_width() -> Option<usize> {
 /// programs, one JSON object per group.
 pub fn dup_groups(store: &Store, groups: &[tweetsim::dups::Group], json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let tweets = store.tweets();
+    let tweets = store.tweets()?;
     for (i, g) in groups.iter().enumerate() {
         if json {
             let obj = serde_json::json!({

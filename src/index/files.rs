@@ -6,8 +6,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use super::flat;
 use super::graph;
+use super::table::{self, Table};
 use super::{lexical, read_manifest, CorpusInfo, FileSum, HnswParams, Manifest, FORMAT_VERSION};
 use crate::corpus::{Tweet, EMBEDDING_TEXT_POLICY};
 use crate::embed::ModelIdentity;
@@ -15,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::{fsutil, npy};
 
 const MANIFEST: &str = "manifest.json";
-const TWEETS: &str = "tweets.jsonl";
+const TWEETS: &str = table::JSONL;
 const EMBEDDINGS: &str = "embeddings.npy";
 /// Rows of the generation's files that no longer count (removed or replaced tweets): a JSON
 /// array of row numbers, present only when there are some.
@@ -25,7 +28,7 @@ const TOMBSTONES: &str = "tombstones.json";
 pub(super) struct Generation {
     pub manifest: Manifest,
     pub dir: PathBuf,
-    pub tweets: Vec<Tweet>,
+    pub table: Table,
     pub vectors: npy::Vectors,
     /// One flag per row.
     pub dead: Vec<bool>,
@@ -45,6 +48,10 @@ impl Generation {
         let lexical_prefix = format!("{}/", lexical::DIR);
         // hnsw_rs's files are verified when an update loads them (`hnsw`), not on every open.
         let mut expected = vec![TWEETS.to_string(), EMBEDDINGS.to_string()];
+        // Stores from before the table existed parse every tweet on open instead.
+        if manifest.files.contains_key(table::IDX) {
+            expected.push(table::IDX.to_string());
+        }
         if !manifest.files.contains_key(flat::FILE) {
             expected.extend(graph::graph_files());
         }
@@ -64,16 +71,14 @@ impl Generation {
         }
         verify(dir, &manifest, &expected)?;
 
-        let tweets = read_tweets(&gen_dir.join(TWEETS)).map_err(corrupt)?;
         let (vectors, rows, dim) = npy::map(&gen_dir.join(EMBEDDINGS))?;
-        if rows != manifest.tweets || tweets.len() != rows || dim != manifest.model.dim {
+        if rows != manifest.tweets || dim != manifest.model.dim {
             return Err(corrupt(format!(
-                "shapes disagree: manifest {} tweets × {} dims, {TWEETS} {} tweets, {EMBEDDINGS} {rows} × {dim}",
-                manifest.tweets,
-                manifest.model.dim,
-                tweets.len()
+                "shapes disagree: manifest {} tweets × {} dims, {EMBEDDINGS} {rows} × {dim}",
+                manifest.tweets, manifest.model.dim,
             )));
         }
+        let table = Table::open(&gen_dir, rows).map_err(corrupt)?;
         let mut dead = vec![false; rows];
         if manifest.tombstones > 0 {
             let path = gen_dir.join(TOMBSTONES);
@@ -105,12 +110,17 @@ impl Generation {
         Ok(Generation {
             manifest,
             dir: gen_dir,
-            tweets,
+            table,
             vectors,
             dead,
             has_lexical,
             has_flat,
         })
+    }
+
+    /// Every row's tweet (parsed on first use).
+    pub fn tweets(&self, store: &Path) -> Result<&[Tweet]> {
+        self.table.all().map_err(|m| Error::store(store, m))
     }
 
     /// Whether hnsw_rs's files are intact, so a next generation may link them.
@@ -140,63 +150,154 @@ impl Generation {
 
     /// A graph of this generation must hold one point per row.
     fn check_points(&self, store: &Path, points: usize) -> Result<()> {
-        if points != self.tweets.len() {
+        if points != self.table.len() {
             return Err(Error::store(
                 store,
-                format!("graph holds {points} points, store {}", self.tweets.len()),
+                format!("graph holds {points} points, store {}", self.table.len()),
             ));
         }
         Ok(())
     }
 }
 
-/// Parses `tweets.jsonl`, mapped and on all cores: at a million tweets this is most of the
-/// time a store takes to open.
-fn read_tweets(path: &Path) -> std::result::Result<Vec<Tweet>, String> {
-    use rayon::prelude::*;
-    let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // SAFETY: generation files are never modified once written.
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{}: {e}", path.display()))?;
-    let body = map.strip_suffix(b"\n").unwrap_or(&map);
-    if body.is_empty() {
-        return Ok(Vec::new());
-    }
-    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
-    lines
-        .par_iter()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_slice(l.strip_suffix(b"\r").unwrap_or(l))
-                .map_err(|e| format!("{TWEETS}:{}: {e}", i + 1))
-        })
-        .collect()
-}
-
 /// Checks the size and checksum of each named file of the current generation against the
 /// manifest: hnsw_rs asserts (panics) on malformed input, so it never sees an unverified file.
+///
+/// A file whose checksum matched before and whose size, inode and change times are still
+/// what they were then (kept in `checked.json`) is not hashed again: hashing the files of a
+/// million-tweet store took longer than the search. Any write to a file changes its change
+/// time, which no one can set back; [`verify_all`] hashes everything regardless.
 fn verify(dir: &Path, manifest: &Manifest, names: &[String]) -> Result<()> {
     let gen_dir = dir.join(&manifest.generation);
-    let corrupt = |msg: String| Error::store(dir, msg);
+    let mut checked = read_checked(&gen_dir);
+    let mut learned = false;
     for name in names {
-        let want = manifest
-            .files
-            .get(name)
-            .ok_or_else(|| corrupt(format!("manifest does not list {name}")))?;
-        let path = gen_dir.join(name);
-        let got = checksum(&path).map_err(|_| corrupt(format!("{} is missing", path.display())))?;
-        if got != *want {
-            return Err(corrupt(format!(
-                "{} is corrupt or truncated ({} bytes, checksum {}; manifest says {} bytes, checksum {})",
-                path.display(),
-                got.size,
-                got.xxh3,
-                want.size,
-                want.xxh3
-            )));
+        let stat = check_file(dir, manifest, name, checked.get(name))?;
+        if let Some(stat) = stat {
+            checked.insert(name.clone(), stat);
+            learned = true;
         }
     }
+    if learned {
+        // Only saves later opens some work: a reader that cannot write here goes on.
+        let _ = write_checked(&gen_dir, &checked);
+    }
     Ok(())
+}
+
+/// Hashes every file of the store's current generation, trusting no earlier check (`tweetsim
+/// verify`). Returns how many files and bytes were checked.
+pub fn verify_all(dir: &Path) -> Result<(usize, u64)> {
+    let manifest = read_manifest(dir)?;
+    let mut bytes = 0;
+    for (name, sum) in &manifest.files {
+        check_file(dir, &manifest, name, None)?;
+        bytes += sum.size;
+    }
+    Ok((manifest.files.len(), bytes))
+}
+
+/// Checks one file against the manifest, unless `known` is still its stat; returns the stat
+/// to remember when the file was hashed and has not changed for a while.
+fn check_file(
+    dir: &Path,
+    manifest: &Manifest,
+    name: &str,
+    known: Option<&Stat>,
+) -> Result<Option<Stat>> {
+    let corrupt = |msg: String| Error::store(dir, msg);
+    let want = manifest
+        .files
+        .get(name)
+        .ok_or_else(|| corrupt(format!("manifest does not list {name}")))?;
+    let path = dir.join(&manifest.generation).join(name);
+    let missing = || corrupt(format!("{} is missing", path.display()));
+    let before = Stat::of(&path).map_err(|_| missing())?;
+    if before.size == want.size && known == Some(&before) {
+        return Ok(None);
+    }
+    let got = checksum(&path).map_err(|_| missing())?;
+    if got != *want {
+        return Err(corrupt(format!(
+            "{} is corrupt or truncated ({} bytes, checksum {}; manifest says {} bytes, checksum {})",
+            path.display(),
+            got.size,
+            got.xxh3,
+            want.size,
+            want.xxh3
+        )));
+    }
+    let after = Stat::of(&path).map_err(|_| missing())?;
+    Ok((after == before && before.settled()).then_some(before))
+}
+
+/// Per file of a generation, its stat when its checksum last matched the manifest.
+const CHECKED: &str = "checked.json";
+
+type Checked = BTreeMap<String, Stat>;
+
+/// Missing or unreadable: nothing is known, everything gets hashed.
+fn read_checked(gen_dir: &Path) -> Checked {
+    fs::read(gen_dir.join(CHECKED))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Replaces the file by rename; never creates the generation folder (a writer may have
+/// removed it since this reader opened it).
+fn write_checked(gen_dir: &Path, checked: &Checked) -> std::io::Result<()> {
+    let path = gen_dir.join(CHECKED);
+    let tmp = fsutil::temp_path(&path);
+    fs::write(&tmp, serde_json::to_vec(checked)?)?;
+    fs::rename(&tmp, &path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+/// What changes when a file's bytes do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stat {
+    size: u64,
+    inode: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stat {
+    #[cfg(unix)]
+    fn of(path: &Path) -> std::io::Result<Stat> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path)?;
+        Ok(Stat {
+            size: m.len(),
+            inode: m.ino(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// Elsewhere nothing is remembered: every open hashes.
+    #[cfg(not(unix))]
+    fn of(path: &Path) -> std::io::Result<Stat> {
+        let m = fs::metadata(path)?;
+        Ok(Stat {
+            size: m.len(),
+            inode: 0,
+            mtime: (0, 0),
+            ctime: (i64::MAX, 0),
+        })
+    }
+
+    /// File times tick coarsely (a few ms): a file changed within the same tick as the
+    /// check could keep its times. Only a file unchanged for two seconds is remembered.
+    fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.ctime.0 + 2 < now
+    }
 }
 
 /// What the next generation holds.
@@ -245,14 +346,12 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
             .and_then(|_| w.flush())
             .map_err(|e| Error::io(&path, e))
     };
-    write(TWEETS, &|w| {
-        for t in next.tweets {
-            serde_json::to_writer(&mut *w, t)?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
-    let mut names = vec![TWEETS.to_string(), EMBEDDINGS.to_string()];
+    table::write(&gen_dir, next.tweets).map_err(|e| Error::io(gen_dir.join(TWEETS), e))?;
+    let mut names = vec![
+        TWEETS.to_string(),
+        table::IDX.to_string(),
+        EMBEDDINGS.to_string(),
+    ];
     let store_err = |m: String| Error::store(dir, m);
     match next.vectors {
         Source::Build(v) => {
@@ -317,13 +416,19 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
     }
     fsutil::sync_dir(&lex_dir).map_err(|e| Error::io(&lex_dir, e))?;
     let mut files = BTreeMap::new();
+    let mut checked = Checked::new();
     for name in &names {
         let path = gen_dir.join(name);
         fs::File::open(&path)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(&path, e))?;
+        let before = Stat::of(&path).map_err(|e| Error::io(&path, e))?;
         files.insert(name.clone(), checksum(&path)?);
+        if before.settled() && Stat::of(&path).is_ok_and(|after| after == before) {
+            checked.insert(name.clone(), before);
+        }
     }
+    let _ = write_checked(&gen_dir, &checked);
     fsutil::sync_dir(&gen_dir).map_err(|e| Error::io(&gen_dir, e))?;
 
     let manifest = Manifest {

@@ -35,11 +35,12 @@ pub struct Flat {
     m: usize,
     top: usize,
     entry: usize,
-    layer0: Vec<u32>,
-    levels: Vec<u32>,
-    upper_at: Vec<u32>,
-    upper: Vec<u32>,
+    /// The file after its magic: header, layer 0, levels, upper_at, upper.
+    words: Words,
 }
+
+/// Where each part starts in `Flat::words`.
+const HEAD: usize = 5;
 
 impl Flat {
     /// Copies the links of an hnsw_rs graph whose data ids are rows `0..n`.
@@ -108,16 +109,17 @@ impl Flat {
                 upper.resize(start + m, NONE);
             }
         }
+        let mut words = vec![n as u32, m0 as u32, m as u32, top as u32, entry as u32];
+        for part in [layer0, levels, upper_at, upper] {
+            words.extend(part);
+        }
         Ok(Flat {
             n,
             m0,
             m,
             top,
             entry,
-            layer0,
-            levels,
-            upper_at,
-            upper,
+            words: Words::Owned(words),
         })
     }
 
@@ -126,52 +128,44 @@ impl Flat {
     }
 
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let head = [self.n, self.m0, self.m, self.top, self.entry];
-        let mut bytes = Vec::with_capacity(
-            8 + 4 * (head.len() + self.layer0.len() + 2 * self.n + self.upper.len()),
-        );
+        let words = self.words.as_slice();
+        let mut bytes = Vec::with_capacity(8 + 4 * words.len());
         bytes.extend_from_slice(MAGIC);
-        for v in head {
-            bytes.extend_from_slice(&(v as u32).to_le_bytes());
-        }
-        for part in [&self.layer0, &self.levels, &self.upper_at, &self.upper] {
-            for v in part.iter() {
-                bytes.extend_from_slice(&v.to_le_bytes());
-            }
+        for v in words {
+            bytes.extend_from_slice(&v.to_le_bytes());
         }
         std::fs::write(path, bytes)
     }
 
-    /// Reads and checks a `graph.flat`: every link and offset in range, so a search can
-    /// index without checks failing at query time.
+    /// Maps and checks a `graph.flat`: its shape, every level and upper-layer offset (one
+    /// pass over the rows). Links are checked as searches follow them, so opening a
+    /// million-row graph reads a few megabytes, not all of it.
     pub fn read(path: &Path) -> Result<Flat, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let words = Words::map(path)?;
         let bad = |what: &str| format!("{} is malformed ({what})", path.display());
-        if bytes.len() < 28 || &bytes[..8] != MAGIC || (bytes.len() - 8) % 4 != 0 {
+        let w = words.as_slice();
+        if w.len() < HEAD {
             return Err(bad("not a tweetsim flat graph"));
         }
-        let words: Vec<u32> = bytes[8..]
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let [n, m0, m, top, entry] = [0, 1, 2, 3, 4].map(|i| words[i] as usize);
-        let rest = &words[5..];
-        let fixed = n
+        let [n, m0, m, top, entry] = [0, 1, 2, 3, 4].map(|i| w[i] as usize);
+        let upper_start = n
             .checked_mul(m0)
-            .and_then(|x| x.checked_add(2 * n))
-            .filter(|&x| x <= rest.len())
+            .and_then(|x| x.checked_add(2 * n + HEAD))
+            .filter(|&x| x <= w.len())
             .ok_or_else(|| bad("shorter than its header says"))?;
         if m == 0 || m0 == 0 || (n > 0 && entry >= n) || top > 255 {
             return Err(bad("header out of range"));
         }
-        let (layer0, rest2) = rest.split_at(n * m0);
-        let (levels, rest3) = rest2.split_at(n);
-        let (upper_at, upper) = rest3.split_at(n);
-        debug_assert_eq!(fixed, rest.len() - upper.len());
-        let link_ok = |v: &u32| *v == NONE || (*v as usize) < n;
-        if !layer0.iter().all(link_ok) || !upper.iter().all(link_ok) {
-            return Err(bad("a link points outside the graph"));
-        }
+        let flat = Flat {
+            n,
+            m0,
+            m,
+            top,
+            entry,
+            words,
+        };
+        let upper_len = flat.words.as_slice().len() - upper_start;
+        let (levels, upper_at) = (flat.levels(), flat.upper_at());
         for row in 0..n {
             let level = levels[row] as usize;
             if level > top {
@@ -183,7 +177,7 @@ impl Flat {
             } else {
                 (at as usize)
                     .checked_add(level * m)
-                    .is_some_and(|end| at != NONE && end <= upper.len())
+                    .is_some_and(|end| at != NONE && end <= upper_len)
             };
             if !ok {
                 return Err(bad("an upper-layer offset out of range"));
@@ -192,30 +186,38 @@ impl Flat {
         if n > 0 && (levels[entry] as usize) != top {
             return Err(bad("the entry point is not on the top level"));
         }
-        Ok(Flat {
-            n,
-            m0,
-            m,
-            top,
-            entry,
-            layer0: layer0.to_vec(),
-            levels: levels.to_vec(),
-            upper_at: upper_at.to_vec(),
-            upper: upper.to_vec(),
-        })
+        Ok(flat)
+    }
+
+    fn layer0(&self) -> &[u32] {
+        &self.words.as_slice()[HEAD..HEAD + self.n * self.m0]
+    }
+
+    fn levels(&self) -> &[u32] {
+        let at = HEAD + self.n * self.m0;
+        &self.words.as_slice()[at..at + self.n]
+    }
+
+    fn upper_at(&self) -> &[u32] {
+        let at = HEAD + self.n * self.m0 + self.n;
+        &self.words.as_slice()[at..at + self.n]
+    }
+
+    fn upper(&self) -> &[u32] {
+        &self.words.as_slice()[HEAD + self.n * (self.m0 + 2)..]
     }
 
     fn links(&self, row: usize, layer: usize) -> &[u32] {
         // hnsw_rs's upper-layer lists can name a point that does not reach that layer; such a
         // point has no links there.
-        if layer > self.levels[row] as usize {
+        if layer > self.levels()[row] as usize {
             return &[];
         }
         let list = if layer == 0 {
-            &self.layer0[row * self.m0..(row + 1) * self.m0]
+            &self.layer0()[row * self.m0..(row + 1) * self.m0]
         } else {
-            let at = self.upper_at[row] as usize + (layer - 1) * self.m;
-            &self.upper[at..at + self.m]
+            let at = self.upper_at()[row] as usize + (layer - 1) * self.m;
+            &self.upper()[at..at + self.m]
         };
         let len = list.iter().position(|&v| v == NONE).unwrap_or(list.len());
         &list[..len]
@@ -244,10 +246,13 @@ impl Flat {
         for layer in (1..=self.top).rev() {
             loop {
                 let mut moved = false;
-                for &nb in self.links(at, layer) {
-                    let s = sim(nb as usize);
+                for nb in self.links(at, layer).iter().map(|&nb| nb as usize) {
+                    if nb >= self.n {
+                        continue; // a damaged file: skip the link, never index with it
+                    }
+                    let s = sim(nb);
                     if s > best {
-                        (at, best) = (nb as usize, s);
+                        (at, best) = (nb, s);
                         moved = true;
                     }
                 }
@@ -280,7 +285,7 @@ impl Flat {
                 let links = self.links(row, 0);
                 for &nb in links {
                     let nb = nb as usize;
-                    if !visited.insert(nb) {
+                    if nb >= self.n || !visited.insert(nb) {
                         continue;
                     }
                     let s = sim(nb);
@@ -301,6 +306,46 @@ impl Flat {
             out.truncate(k);
             out
         })
+    }
+}
+
+/// The graph's `u32`s: the file mapped where the machine reads little-endian words in place,
+/// else decoded into memory.
+enum Words {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u32>),
+}
+
+impl Words {
+    fn map(path: &Path) -> Result<Words, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+        // SAFETY: generation files are never modified once written.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| fail(&e))?;
+        if map.len() < 8 || &map[..8] != MAGIC || (map.len() - 8) % 4 != 0 {
+            return Err(format!(
+                "{} is malformed (not a tweetsim flat graph)",
+                path.display()
+            ));
+        }
+        // A page-aligned map puts the words after the 8-byte magic on a 4-byte boundary.
+        if cfg!(target_endian = "little") && bytemuck::try_cast_slice::<u8, u32>(&map[8..]).is_ok()
+        {
+            return Ok(Words::Mapped(map));
+        }
+        Ok(Words::Owned(
+            map[8..]
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Words::Mapped(m) => bytemuck::cast_slice(&m[8..]),
+            Words::Owned(v) => v,
+        }
     }
 }
 

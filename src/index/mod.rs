@@ -6,25 +6,33 @@
 //! <store>/manifest.json      what the store holds; names the current generation
 //! <store>/gen-<stamp>/       one immutable generation:
 //!     tweets.jsonl           one Tweet per line, row order
+//!     tweets.idx             where each line starts; ids, dates, likes, replies per row
 //!     embeddings.npy         rows × dim float32 unit vectors
 //!     graph.hnsw.graph       hnsw_rs graph (data ids = rows)
 //!     graph.hnsw.data        hnsw_rs copy of the vectors
+//!     graph.flat             the graph's links as flat arrays, which searches walk
+//!     lexical/               BM25 index (tantivy)
+//!     tombstones.json        rows that no longer count, when there are any
+//!     checked.json           stat of each file when its checksum last matched
 //! <store>/.lock              held by the one writer
 //! ```
 //!
 //! A build writes a complete new generation, fsyncs it, then atomically replaces
 //! `manifest.json`: a reader or a crash sees the old store or the new one, never a mix.
-//! Every file's size and xxh3 checksum is in the manifest and checked on open.
+//! Every file's size and xxh3 checksum is in the manifest, checked on open unless the file
+//! is unchanged since it last matched; files are mapped, and tweets parsed only when shown.
 
 mod files;
 mod flat;
 mod graph;
 pub mod lexical;
+mod table;
 mod update;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -32,10 +40,12 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::{Format, Tweet};
 use crate::embed::ModelIdentity;
 use crate::error::{Error, Result};
+pub use files::verify_all;
 use files::Generation;
 use flat::Flat;
 pub use graph::{dot, HnswParams};
 use lexical::Lexical;
+use table::Table;
 pub use update::{build, build_from_vectors, remove, BuildReport, COMPACT_SHARE};
 
 /// Bumped whenever the layout or meaning of store files changes.
@@ -93,13 +103,17 @@ impl Filter {
 
     /// Tweets without a date fail any date bound.
     pub fn accepts(&self, t: &Tweet) -> bool {
+        self.accepts_fields(t.date, t.is_reply, t.metrics.likes)
+    }
+
+    fn accepts_fields(&self, date: Option<NaiveDate>, is_reply: bool, likes: u64) -> bool {
         let date_ok = |bound: Option<NaiveDate>, ok: fn(NaiveDate, NaiveDate) -> bool| {
-            bound.is_none_or(|b| t.date.is_some_and(|d| ok(d, b)))
+            bound.is_none_or(|b| date.is_some_and(|d| ok(d, b)))
         };
         date_ok(self.since, |d, b| d >= b)
             && date_ok(self.until, |d, b| d <= b)
-            && !(self.no_replies && t.is_reply)
-            && t.metrics.likes >= self.min_likes
+            && !(self.no_replies && is_reply)
+            && likes >= self.min_likes
     }
 }
 
@@ -143,10 +157,12 @@ pub struct Hit {
 pub struct Store {
     dir: PathBuf,
     manifest: Manifest,
-    tweets: Vec<Tweet>,
+    /// Every file row's tweet (tombstones included), parsed when asked for.
+    table: Table,
+    /// The live tweets, parsed, when a caller wants them all and there are tombstones.
+    live: OnceLock<std::result::Result<Vec<Tweet>, String>>,
     /// Every file row's vector (tombstones included), mapped from `embeddings.npy`.
     vectors: crate::npy::Vectors,
-    rows_by_id: HashMap<u64, usize>,
     graph: Flat,
     lexical: Lexical,
     rows: Rows,
@@ -245,49 +261,47 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         let g = Generation::read(dir)?;
         let corrupt = |msg: String| Error::store(dir, msg);
-        let live: Vec<usize> = (0..g.dead.len()).filter(|&r| !g.dead[r]).collect();
+        let live = || (0..g.dead.len()).filter(|&r| !g.dead[r]);
         // Stores written before the lexical index existed get one in memory.
         let lexical = if g.has_lexical {
             Lexical::open(&g.dir.join(lexical::DIR))
         } else {
-            let texts: Vec<(usize, String)> = live
-                .iter()
-                .map(|&r| (r, g.tweets[r].embedding_text()))
-                .collect();
+            let tweets = g.tweets(dir)?;
+            let texts: Vec<(usize, String)> =
+                live().map(|r| (r, tweets[r].embedding_text())).collect();
             lexical::build(texts.iter().map(|(r, t)| (*r, t.as_str())), None)
         }
         .map_err(corrupt)?;
         let graph = g.flat(dir)?;
+        let live: Vec<usize> = if g.manifest.tombstones > 0 {
+            live().collect()
+        } else {
+            Vec::new()
+        };
         let Generation {
             manifest,
-            mut tweets,
+            table,
             vectors,
             ..
         } = g;
-        // Callers see only the live rows, renumbered densely; the graph, the lexical index
-        // and the vectors keep file rows, translated at the edges.
-        let rows = if live.len() == tweets.len() {
+        // Callers see only the live rows, renumbered densely; the graph, the lexical index,
+        // the vectors and the tweet table keep file rows, translated at the edges.
+        let rows = if manifest.tombstones == 0 {
             Rows::All
         } else {
-            let mut view = vec![u32::MAX; tweets.len()];
+            let mut view = vec![u32::MAX; table.len()];
             for (v, &r) in live.iter().enumerate() {
                 view[r] = v as u32;
             }
-            let mut i = 0;
-            tweets.retain(|_| {
-                i += 1;
-                view[i - 1] != u32::MAX
-            });
             Rows::Live { file: live, view }
         };
-        let rows_by_id = tweets.iter().enumerate().map(|(r, t)| (t.id, r)).collect();
         Ok(Store {
             lexical,
             dir: dir.to_path_buf(),
             manifest,
-            tweets,
+            table,
+            live: OnceLock::new(),
             vectors,
-            rows_by_id,
             graph,
             rows,
         })
@@ -301,8 +315,54 @@ impl Store {
         &self.manifest
     }
 
-    pub fn tweets(&self) -> &[Tweet] {
-        &self.tweets
+    /// Live tweets in the store.
+    pub fn len(&self) -> usize {
+        match &self.rows {
+            Rows::All => self.table.len(),
+            Rows::Live { file, .. } => file.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tweet of a row, parsed from its line of `tweets.jsonl`.
+    pub fn tweet(&self, row: usize) -> Result<Tweet> {
+        self.table
+            .tweet(self.rows.file(row))
+            .map_err(|m| Error::store(&self.dir, m))
+    }
+
+    /// The status id of a row, without parsing its tweet.
+    pub fn id(&self, row: usize) -> u64 {
+        self.table.id(self.rows.file(row))
+    }
+
+    /// Every live tweet, by row: parsed (on all cores) the first time it is asked for.
+    pub fn tweets(&self) -> Result<&[Tweet]> {
+        let all = match &self.rows {
+            Rows::All => self.table.all(),
+            Rows::Live { file, .. } => self
+                .live
+                .get_or_init(|| {
+                    let all = self.table.all()?;
+                    Ok(file.iter().map(|&f| all[f].clone()).collect())
+                })
+                .as_deref()
+                .map_err(Clone::clone),
+        };
+        all.map_err(|m| Error::store(&self.dir, m))
+    }
+
+    /// Whether a row passes a filter, read from the table without parsing the tweet.
+    fn passes(&self, filter: &Filter, row: usize) -> bool {
+        let f = self.rows.file(row);
+        filter.accepts_fields(
+            self.table.date(f),
+            self.table.is_reply(f),
+            self.table.likes(f),
+        )
     }
 
     pub fn dim(&self) -> usize {
@@ -317,7 +377,7 @@ impl Store {
 
     /// The row of a status id.
     pub fn row(&self, id: u64) -> Option<usize> {
-        self.rows_by_id.get(&id).copied()
+        self.table.rows_of(id).find_map(|f| self.rows.view(f))
     }
 
     /// All vectors, row-major (`tweets().len() × dim()`); copied only when the store has
@@ -325,7 +385,7 @@ impl Store {
     pub fn vectors(&self) -> std::borrow::Cow<'_, [f32]> {
         match self.rows {
             Rows::All => std::borrow::Cow::Borrowed(self.vectors.as_slice()),
-            Rows::Live { .. } => (0..self.tweets.len())
+            Rows::Live { .. } => (0..self.len())
                 .flat_map(|r| self.vector(r).iter().copied())
                 .collect(),
         }
@@ -372,12 +432,12 @@ impl Store {
         if filter.is_empty() && exclude.is_none() {
             return Ok(self.search_where(query, k, None));
         }
-        let allowed = |row: usize| Some(row) != exclude && filter.accepts(&self.tweets[row]);
+        let allowed = |row: usize| Some(row) != exclude && self.passes(filter, row);
         // Leaving out one tweet needs no count (a --tweet query on a million-tweet store).
         let count = if filter.is_empty() {
-            self.tweets.len() - 1
+            self.len() - 1
         } else {
-            (0..self.tweets.len()).filter(|&r| allowed(r)).count()
+            (0..self.len()).filter(|&r| allowed(r)).count()
         };
         Ok(self.search_where(query, k, Some((&allowed, count))))
     }
@@ -409,10 +469,10 @@ impl Store {
             hits.truncate(k);
             return hits;
         }
-        let among = std::sync::Arc::new(RowSet::new(self.rows.files(self.tweets.len()), |f| {
+        let among = std::sync::Arc::new(RowSet::new(self.rows.files(self.len()), |f| {
             self.rows
                 .view(f)
-                .is_some_and(|r| Some(r) != exclude && filter.accepts(&self.tweets[r]))
+                .is_some_and(|r| Some(r) != exclude && self.passes(filter, r))
         }));
         self.lexical
             .search(text, k, Some(&among))
@@ -436,7 +496,7 @@ impl Store {
         let allowed = |r: usize| r != row && among.contains(r);
         // When most rows are in the set, an unfiltered walk for a few extra hits is cheaper
         // than a filtered one; fall back to the filtered walk when too few survive.
-        if among.len() * 4 >= self.tweets.len() * 3 {
+        if among.len() * 4 >= self.len() * 3 {
             let mut hits = self.search_where(self.vector(row), k + k / 2 + 2, None);
             hits.retain(|h| allowed(h.row));
             if hits.len() >= k {
@@ -456,7 +516,7 @@ impl Store {
         k: usize,
         allowed: Option<(&dyn Fn(usize) -> bool, usize)>,
     ) -> Vec<Hit> {
-        let n = self.tweets.len();
+        let n = self.len();
         let (pred, n_allowed) = match allowed {
             None => (None, n),
             Some((f, count)) => (Some(f), count),
@@ -508,7 +568,7 @@ impl Store {
     ) -> Result<Vec<Hit>> {
         self.check_query(query, k)?;
         Ok(self.scan(query, k, |row| {
-            Some(row) != exclude && filter.accepts(&self.tweets[row])
+            Some(row) != exclude && self.passes(filter, row)
         }))
     }
 
@@ -528,7 +588,7 @@ impl Store {
     }
 
     fn scan(&self, query: &[f32], k: usize, allowed: impl Fn(usize) -> bool) -> Vec<Hit> {
-        let mut hits: Vec<Hit> = (0..self.tweets.len())
+        let mut hits: Vec<Hit> = (0..self.len())
             .filter(|&r| allowed(r))
             .map(|row| Hit {
                 row,

@@ -59,8 +59,8 @@ pub fn build(
     match &previous {
         Some(p) => {
             let by_id = live_rows_by_id(p);
-            let by_text: HashMap<u128, usize> = p
-                .tweets
+            let p_tweets = p.tweets(dir)?;
+            let by_text: HashMap<u128, usize> = p_tweets
                 .iter()
                 .enumerate()
                 .map(|(r, t)| (text_key(&t.embedding_text()), r))
@@ -68,7 +68,7 @@ pub fn build(
             for (i, (t, text)) in corpus.tweets.iter().zip(&texts).enumerate() {
                 let own = by_id
                     .get(&t.id)
-                    .filter(|&&r| p.tweets[r].embedding_text() == *text);
+                    .filter(|&&r| p_tweets[r].embedding_text() == *text);
                 match own.or_else(|| by_text.get(&text_key(text))) {
                     Some(&r) => vectors[i * dim..(i + 1) * dim]
                         .copy_from_slice(&p.vectors[r * dim..(r + 1) * dim]),
@@ -148,7 +148,8 @@ pub fn remove(dir: &Path, ids: &[u64]) -> Result<BuildReport> {
     let m = &prev.manifest;
     // A damaged hnsw_rs graph is not carried into the next generation: compact instead.
     if compacts(tombstones, dead.len()) || !prev.hnsw_intact(dir) {
-        let tweets: Vec<Tweet> = live.iter().map(|&r| prev.tweets[r].clone()).collect();
+        let all = prev.tweets(dir)?;
+        let tweets: Vec<Tweet> = live.iter().map(|&r| all[r].clone()).collect();
         let dim = m.model.dim;
         let vectors: Vec<f32> = live
             .iter()
@@ -172,7 +173,7 @@ pub fn remove(dir: &Path, ids: &[u64]) -> Result<BuildReport> {
         dir,
         Some(&m.generation),
         Next {
-            tweets: &prev.tweets,
+            tweets: prev.tweets(dir)?,
             dead: &dead,
             vectors: Source::Same(&prev),
             corpus: m.corpus.clone(),
@@ -223,14 +224,14 @@ fn write(
     };
 
     // Rows of the previous generation that hold the same tweet (id, text and vector).
-    let rows = prev.tweets.len();
+    let rows = prev.table.len();
     let by_id = live_rows_by_id(&prev);
-    let mut tweets = prev.tweets.clone();
+    let mut tweets = prev.tweets(dir)?.to_vec();
     // A tombstone of the same tweet is brought back rather than appended again (a corpus
     // rolled back and forward again would otherwise grow the graph each time).
     let dead_by_id: HashMap<u64, usize> = (0..rows)
         .filter(|&r| prev.dead[r])
-        .map(|r| (prev.tweets[r].id, r))
+        .map(|r| (prev.table.id(r), r))
         .collect();
     let mut dead = prev.dead.clone();
     let mut kept = vec![false; rows];
@@ -313,19 +314,21 @@ fn write(
 }
 
 /// The previous generation, when its vectors can be reused: same model, same text policy,
-/// readable. A damaged store is simply rebuilt.
+/// readable (every tweet parses). A damaged store is simply rebuilt.
 fn previous(dir: &Path, model: &ModelIdentity) -> Option<Generation> {
     let m = read_manifest(dir).ok()?;
     if m.model != *model || m.embedding_text != EMBEDDING_TEXT_POLICY {
         return None;
     }
-    Generation::read(dir).ok()
+    let g = Generation::read(dir).ok()?;
+    g.tweets(dir).ok()?;
+    Some(g)
 }
 
 fn live_rows_by_id(g: &Generation) -> HashMap<u64, usize> {
-    (0..g.tweets.len())
+    (0..g.table.len())
         .filter(|&r| !g.dead[r])
-        .map(|r| (g.tweets[r].id, r))
+        .map(|r| (g.table.id(r), r))
         .collect()
 }
 

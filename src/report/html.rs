@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
 use super::{projection, Report};
+use crate::error::Result;
 use crate::index::Store;
 use crate::topics::Topics;
 
@@ -33,7 +34,7 @@ fn color(topic: usize) -> &'static str {
     PALETTE[topic % PALETTE.len()]
 }
 
-pub fn render(report: &Report, store: &Store, topics: &Topics) -> String {
+pub fn render(report: &Report, store: &Store, topics: &Topics) -> Result<String> {
     let mut h = String::new();
     let title = format!("Topics of {}", report.corpus);
     let _ = write!(
@@ -50,11 +51,11 @@ pub fn render(report: &Report, store: &Store, topics: &Topics) -> String {
     );
     sizes_chart(&mut h, report);
     timeline_chart(&mut h, report);
-    map_chart(&mut h, report, store, topics);
+    map_chart(&mut h, report, store, topics)?;
     engagement_chart(&mut h, report);
     topic_tables(&mut h, report);
     let _ = write!(h, "<script>{SCRIPT}</script>\n</body></html>\n");
-    h
+    Ok(h)
 }
 
 fn section(h: &mut String, title: &str, note: &str) {
@@ -176,8 +177,9 @@ fn timeline_chart(h: &mut String, r: &Report) {
     h.push_str("</svg></section>\n");
 }
 
-fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) {
+fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) -> Result<()> {
     section(h, "Map of all tweets", "First two principal components of the embeddings, coloured by topic (grey: unassigned). Hover or click a point to read the tweet.");
+    let tweets = store.tweets()?;
     let xy = projection::pca_2d(&store.vectors(), store.dim());
     let (w, hgt, pad) = (900.0f32, 600.0f32, 20.0f32);
     let (minx, maxx) = xy
@@ -190,7 +192,7 @@ fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) {
     let sy = (hgt - 2.0 * pad) / (maxy - miny).max(1e-6);
     let _ = writeln!(h, "<div class=\"map\"><svg id=\"chart-map\" class=\"chart\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\">");
     for (row, &(x, y)) in xy.iter().enumerate() {
-        let t = &store.tweets()[row];
+        let t = &tweets[row];
         let (fill, label) = match topics.assignment[row] {
             Some(k) => (color(k), r.topics[k].label.as_str()),
             None => (UNASSIGNED, rest_name(r)),
@@ -226,6 +228,7 @@ fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) {
         "<span><i style=\"background:{UNASSIGNED}\"></i>{}</span></p></section>",
         rest_name(r)
     );
+    Ok(())
 }
 
 fn engagement_chart(h: &mut String, r: &Report) {

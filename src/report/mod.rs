@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::corpus::Tweet;
+use crate::error::Result;
 use crate::index::Store;
 use crate::topics::Topics;
 
@@ -83,10 +85,10 @@ pub struct Merge {
 }
 
 impl Report {
-    pub fn new(store: &Store, topics: &Topics) -> Report {
-        let tweets = store.tweets();
+    pub fn new(store: &Store, topics: &Topics) -> Result<Report> {
+        let tweets = store.tweets()?;
         let n = tweets.len();
-        let months = month_range(store);
+        let months = month_range(tweets);
         let example = |r: usize| {
             let t = &tweets[r];
             Example {
@@ -157,7 +159,7 @@ impl Report {
             })
             .collect();
         let unassigned = topics.assignment.iter().filter(|a| a.is_none()).count();
-        Report {
+        Ok(Report {
             corpus: store.manifest().corpus.source.clone(),
             guided: false,
             tweets: n,
@@ -186,11 +188,11 @@ impl Report {
                 .zip(&topics.confidence)
                 .map(|(t, &c)| (t.id.to_string(), c))
                 .collect(),
-        }
+        })
     }
 
     /// One self-contained page with the charts and tables; needs the store for the map.
-    pub fn to_html(&self, store: &Store, topics: &Topics) -> String {
+    pub fn to_html(&self, store: &Store, topics: &Topics) -> Result<String> {
         html::render(self, store, topics)
     }
 
@@ -316,8 +318,8 @@ impl Report {
 }
 
 /// Every month from the store's first to last date, as "YYYY-MM".
-fn month_range(store: &Store) -> Vec<String> {
-    let dates = store.tweets().iter().filter_map(|t| t.date);
+fn month_range(tweets: &[Tweet]) -> Vec<String> {
+    let dates = tweets.iter().filter_map(|t| t.date);
     let (Some(first), Some(last)) = (dates.clone().min(), dates.max()) else {
         return Vec::new();
     };

@@ -110,7 +110,7 @@ pub fn discover(store: &Store, opts: &Options) -> Result<Topics> {
     if opts.min_size == 0 {
         return Err(Error::Invalid("--min-size must be at least 1".into()));
     }
-    let tweets = store.tweets();
+    let tweets = store.tweets()?;
     let n = tweets.len();
     let min_size = opts.min_size;
     let dim = store.dim();

@@ -130,7 +130,7 @@ pub fn assign(
     themes: &[Theme],
 ) -> Result<(Topics, Vec<Vec<String>>)> {
     store.check_model(encoder.identity())?;
-    let tweets = store.tweets();
+    let tweets = store.tweets()?;
     let n = tweets.len();
     let terms_of: Vec<BTreeSet<String>> = tweets.iter().map(|t| tweet_terms(&t.text)).collect();
 

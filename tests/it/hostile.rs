@@ -7,7 +7,7 @@ use std::fs;
 
 use proptest::prelude::*;
 use tweetsim::corpus::{Corpus, Format};
-use tweetsim::index::Store;
+use tweetsim::index::{Filter, Store};
 
 use crate::common::{data, store_copy};
 
@@ -178,13 +178,28 @@ fn open_edited(file: &str, edits: &[Edit], forge: bool) {
         }
     }
     fs::write(&manifest_path, manifest).unwrap();
-    let _ = Store::open(store);
+    // Tweets are parsed when read, not on open: read them every way a command does.
+    let Ok(s) = Store::open(store) else { return };
+    let _ = s.tweets();
+    for row in (0..s.len()).step_by(7) {
+        let _ = s.tweet(row);
+        let _ = s.row(s.id(row));
+        let filter = Filter {
+            no_replies: true,
+            min_likes: 10,
+            since: "2022-06-01".parse().ok(),
+            until: None,
+        };
+        let _ = s.search(s.vector(row), 5, &filter, Some(row));
+        let _ = s.search_lexical("tesla autopilot", 5, &filter, None);
+    }
 }
 
 fn store_file() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
         "manifest.json",
         "tweets.jsonl",
+        "tweets.idx",
         "embeddings.npy",
         "graph.hnsw.graph",
         "graph.hnsw.data",
@@ -205,9 +220,67 @@ proptest! {
         edits in prop::collection::vec(edit(), 1..4),
         forge in any::<bool>(),
     ) {
-        let forge = forge && matches!(file, "tweets.jsonl" | "embeddings.npy" | "graph.flat");
+        let forge = forge
+            && matches!(
+                file,
+                "tweets.jsonl" | "tweets.idx" | "embeddings.npy" | "graph.flat"
+            );
         open_edited(file, &edits, forge);
     }
+}
+
+/// Opening skips hashing files unchanged since they last matched (`checked.json`); a file
+/// changed afterwards, even to the same size, is hashed again and refused.
+#[test]
+fn a_file_changed_after_its_check_is_hashed_again() {
+    let (_dir, gen) = store_copy();
+    let store = gen.parent().unwrap();
+    // Only files unchanged for 2 s are remembered (file times tick coarsely).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    Store::open(store).unwrap();
+    let checked: serde_json::Value =
+        serde_json::from_slice(&fs::read(gen.join("checked.json")).unwrap()).unwrap();
+    for f in ["tweets.jsonl", "tweets.idx", "embeddings.npy", "graph.flat"] {
+        assert!(checked.get(f).is_some(), "{f} not remembered: {checked}");
+    }
+    Store::open(store).unwrap();
+    let path = gen.join("tweets.jsonl");
+    let mut b = fs::read(&path).unwrap();
+    let at = b.len() / 2;
+    b[at] = if b[at] == b'x' { b'y' } else { b'x' };
+    fs::write(&path, b).unwrap();
+    let e = Store::open(store).err().unwrap().to_string();
+    assert!(e.contains("tweets.jsonl is corrupt"), "{e}");
+}
+
+/// `tweetsim verify` hashes every file, the hnsw_rs files that searches never read included.
+#[test]
+fn verify_checks_every_file() {
+    let (_dir, gen) = store_copy();
+    let store = gen.parent().unwrap();
+    let run = || {
+        crate::common::tweetsim()
+            .args(["verify", "--store"])
+            .arg(store)
+            .output()
+            .unwrap()
+    };
+    let ok = run();
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success() && out.contains("match their checksums, 657 tweets read back"),
+        "{out}"
+    );
+    let data = gen.join("graph.hnsw.data");
+    let mut b = fs::read(&data).unwrap();
+    b[100] ^= 1;
+    fs::write(&data, b).unwrap();
+    Store::open(store).unwrap();
+    let bad = run();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{err}");
+    assert!(err.contains("graph.hnsw.data is corrupt"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]
@@ -239,7 +312,7 @@ fn a_damaged_hnsw_file_is_rebuilt_by_the_next_update() {
     b[10] ^= 1;
     fs::write(&data, b).unwrap();
     let s = Store::open(store).unwrap();
-    let (tweets, vectors) = (s.tweets().to_vec(), s.vectors().to_vec());
+    let (tweets, vectors) = (s.tweets().unwrap().to_vec(), s.vectors().to_vec());
     let m = s.manifest().clone();
     drop(s);
     // The same tweets minus the last: nothing to append, but the damaged files are not
@@ -273,5 +346,5 @@ fn a_damaged_hnsw_file_is_rebuilt_by_the_next_update() {
     let r = tweetsim::index::build_from_vectors(store, &corpus(grown), &vectors, &m.model, m.hnsw)
         .unwrap();
     assert!(r.rebuilt, "{r:?}");
-    assert_eq!(Store::open(store).unwrap().tweets().len(), n + 1);
+    assert_eq!(Store::open(store).unwrap().len(), n + 1);
 }

@@ -26,7 +26,7 @@ fn evaluate(store: &Store, queries: &[&Judged], opts: &Options) -> Scores {
         search::search(store, &query, opts)
             .unwrap()
             .iter()
-            .map(|h| store.tweets()[h.row].id)
+            .map(|h| store.id(h.row))
             .collect()
     })
 }
@@ -117,11 +117,12 @@ fn lexical_search_finds_exact_names_and_honours_filters() {
         let hits = search::search(&store, &q, &opts).unwrap();
         assert!(!hits.is_empty(), "{mode:?}");
         assert!(
-            hits.iter().all(|h| !store.tweets()[h.row].is_reply),
+            hits.iter()
+                .all(|h| !store.tweets().unwrap()[h.row].is_reply),
             "{mode:?}"
         );
         if mode != Mode::Dense {
-            let top = &store.tweets()[hits[0].row].text.to_lowercase();
+            let top = &store.tweets().unwrap()[hits[0].row].text.to_lowercase();
             assert!(top.contains("micrograd"), "{mode:?}: {top}");
             assert!(hits[0].lexical.is_some());
         }
@@ -199,7 +200,7 @@ fn dups_finds_every_repeated_text_and_similar_collapses_them() {
     // Searching with one of the repeated texts: collapsed, its twin is folded into it.
     let (a, b) = pairs[0];
     let (ra, rb) = (store.row(a).unwrap(), store.row(b).unwrap());
-    let text = store.tweets()[ra].embedding_text();
+    let text = store.tweets().unwrap()[ra].embedding_text();
     let v = store.vector(ra).to_vec();
     let q = Query {
         text: &text,

@@ -13,7 +13,7 @@ use crate::common::{bundled_store, cosine, encoder, tweetsim, write_jsonl};
 #[test]
 fn hnsw_recall_at_10_is_at_least_099_over_every_tweet() {
     let store = Store::open(bundled_store()).unwrap();
-    let n = store.tweets().len();
+    let n = store.len();
     assert_eq!(n, 657);
     let none = Filter::default();
     let mut found = 0;
@@ -42,12 +42,17 @@ fn filters_hold_and_still_return_k_hits() {
         no_replies: true,
         min_likes: 500,
     };
-    let passing = store.tweets().iter().filter(|t| filter.accepts(t)).count();
+    let passing = store
+        .tweets()
+        .unwrap()
+        .iter()
+        .filter(|t| filter.accepts(t))
+        .count();
     assert!((10..100).contains(&passing), "{passing} pass");
     let hits = store.search(&q, 10, &filter, None).unwrap();
     assert_eq!(hits.len(), 10);
     for h in &hits {
-        let t = &store.tweets()[h.row];
+        let t = &store.tweets().unwrap()[h.row];
         assert!(filter.accepts(t));
     }
     // Same answer as the exact scan over the passing tweets.
@@ -145,9 +150,10 @@ fn reindexing_embeds_only_new_tweets_and_matches_a_fresh_build() {
     };
     assert!(updated
         .tweets()
+        .unwrap()
         .iter()
         .map(key)
-        .eq(fresh.tweets().iter().map(key)));
+        .eq(fresh.tweets().unwrap().iter().map(key)));
     for row in 0..657 {
         let c = cosine(updated.vector(row), fresh.vector(row));
         assert!(c > 0.99999, "row {row}: {c}");
@@ -246,33 +252,49 @@ fn stores_without_a_lexical_index_still_search_lexically() {
     fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
     let store = Store::open(gen.parent().unwrap()).unwrap();
     let hits = store.search_lexical("micrograd", 3, &Default::default(), None);
-    assert!(store.tweets()[hits[0].row].text.contains("micrograd"));
+    assert!(store.tweets().unwrap()[hits[0].row]
+        .text
+        .contains("micrograd"));
 }
 
 /// A store written before `graph.flat` existed opens with the links copied from hnsw_rs's
 /// graph, and answers exactly as with the file.
 #[test]
 fn stores_without_a_flat_graph_search_the_same() {
+    without_file_searches_the_same("graph.flat");
+}
+
+/// Stores from before `tweets.idx` parse their tweets on open and answer the same.
+#[test]
+fn stores_without_a_tweet_table_search_the_same() {
+    without_file_searches_the_same("tweets.idx");
+}
+
+fn without_file_searches_the_same(file: &str) {
     let (_t, gen) = crate::common::store_copy();
     let store = gen.parent().unwrap();
-    let probe = |s: &Store| -> Vec<Vec<(usize, u32)>> {
-        (0..s.tweets().len())
+    type Probe = (Vec<(usize, u32)>, Option<usize>, tweetsim::corpus::Tweet);
+    let probe = |s: &Store| -> Vec<Probe> {
+        let filter = Filter {
+            no_replies: true,
+            min_likes: 20,
+            ..Filter::default()
+        };
+        (0..s.len())
             .step_by(9)
             .map(|r| {
-                s.search(s.vector(r), 10, &Filter::default(), Some(r))
-                    .unwrap()
-                    .iter()
-                    .map(|h| (h.row, h.score.to_bits()))
-                    .collect()
+                let hits = s.search(s.vector(r), 10, &filter, Some(r)).unwrap();
+                let hits = hits.iter().map(|h| (h.row, h.score.to_bits())).collect();
+                (hits, s.row(s.id(r)), s.tweet(r).unwrap())
             })
             .collect()
     };
     let with_file = probe(&Store::open(store).unwrap());
-    fs::remove_file(gen.join("graph.flat")).unwrap();
+    fs::remove_file(gen.join(file)).unwrap();
     let manifest = store.join("manifest.json");
     let mut m: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
-    m["files"].as_object_mut().unwrap().remove("graph.flat");
+    m["files"].as_object_mut().unwrap().remove(file);
     fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
     assert_eq!(probe(&Store::open(store).unwrap()), with_file);
 }
@@ -304,11 +326,11 @@ fn fingerprint(dir: &Path) -> (usize, Vec<Vec<u64>>) {
             s.search(s.vector(r), 5, &Filter::default(), None)
                 .unwrap()
                 .iter()
-                .map(|h| s.tweets()[h.row].id)
+                .map(|h| s.id(h.row))
                 .collect()
         })
         .collect();
-    (s.tweets().len(), answers)
+    (s.len(), answers)
 }
 
 #[test]

@@ -73,7 +73,7 @@ fn json_is_byte_identical_across_runs_and_thread_counts() {
 fn few_outliers_and_no_giant_topic() {
     let store = Store::open(bundled_store()).unwrap();
     let t = topics::discover(&store, &Options::default()).unwrap();
-    let n = store.tweets().len();
+    let n = store.len();
     let unassigned = t.assignment.iter().filter(|a| a.is_none()).count();
     assert!(unassigned * 10 < n, "{unassigned} of {n} unassigned");
     assert!(

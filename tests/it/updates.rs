@@ -15,7 +15,7 @@ use crate::common::{bundled_store, run, tweetsim, write_jsonl};
 /// The bundled tweets and their vectors, in store order.
 fn bundled() -> (Vec<Tweet>, Vec<f32>, Store) {
     let s = Store::open(bundled_store()).unwrap();
-    (s.tweets().to_vec(), s.vectors().to_vec(), s)
+    (s.tweets().unwrap().to_vec(), s.vectors().to_vec(), s)
 }
 
 /// Writes `tweets` as a corpus file and indexes it, with their bundled vectors, into `store`.
@@ -54,16 +54,16 @@ fn answers(store: &Path) -> Vec<Vec<(u64, u32)>> {
     let s = Store::open(store).unwrap();
     let none = Filter::default();
     let mut out = Vec::new();
-    let mut ids: Vec<u64> = s.tweets().iter().map(|t| t.id).collect();
+    let mut ids: Vec<u64> = s.tweets().unwrap().iter().map(|t| t.id).collect();
     ids.sort();
     for id in ids.iter().step_by(4) {
         let row = s.row(*id).unwrap();
         let dense = s.search(s.vector(row), 10, &none, Some(row)).unwrap();
-        let lexical = s.search_lexical(&s.tweets()[row].text, 10, &none, Some(row));
+        let lexical = s.search_lexical(&s.tweets().unwrap()[row].text, 10, &none, Some(row));
         for hits in [dense, lexical] {
             out.push(
                 hits.iter()
-                    .map(|h| (s.tweets()[h.row].id, h.score.to_bits()))
+                    .map(|h| (s.id(h.row), h.score.to_bits()))
                     .collect(),
             );
         }
@@ -99,7 +99,13 @@ fn appending_and_tombstoning_answer_like_a_fresh_build() {
     let fresh = dir.path().join("fresh");
     assert!(index_these(dir.path(), &fresh, &after, &all).rebuilt);
     let (u, f) = (Store::open(&updated).unwrap(), Store::open(&fresh).unwrap());
-    let ids = |s: &Store| s.tweets().iter().map(|t| t.id).collect::<HashSet<_>>();
+    let ids = |s: &Store| {
+        s.tweets()
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<HashSet<_>>()
+    };
     assert_eq!(ids(&u), ids(&f));
     assert_eq!(answers(&updated), answers(&fresh));
 
@@ -112,26 +118,21 @@ fn appending_and_tombstoning_answer_like_a_fresh_build() {
         min_likes: 200,
         ..Filter::default()
     };
-    for row in (0..u.tweets().len()).step_by(37) {
+    for row in (0..u.len()).step_by(37) {
         for h in u.search(u.vector(row), 20, &filter, Some(row)).unwrap() {
-            let t = &u.tweets()[h.row];
+            let t = &u.tweets().unwrap()[h.row];
             assert!(h.row != row && filter.accepts(t) && !gone.contains(&t.id));
         }
         let exact = u
             .search_exact(u.vector(row), 20, &filter, Some(row))
             .unwrap();
-        let f_row = f.row(u.tweets()[row].id).unwrap();
+        let f_row = f.row(u.id(row)).unwrap();
         let want = f
             .search_exact(f.vector(f_row), 20, &filter, Some(f_row))
             .unwrap();
         assert_eq!(
-            exact
-                .iter()
-                .map(|h| u.tweets()[h.row].id)
-                .collect::<Vec<_>>(),
-            want.iter()
-                .map(|h| f.tweets()[h.row].id)
-                .collect::<Vec<_>>()
+            exact.iter().map(|h| u.id(h.row)).collect::<Vec<_>>(),
+            want.iter().map(|h| f.id(h.row)).collect::<Vec<_>>()
         );
     }
     for id in &gone {
@@ -163,7 +164,7 @@ fn remove_tombstones_then_compacts() {
         graph_before
     );
     let s = Store::open(&store).unwrap();
-    assert_eq!(s.tweets().len(), 637);
+    assert_eq!(s.len(), 637);
     assert!(tweets[..20].iter().all(|t| s.row(t.id).is_none()));
     let q = s.vector(0).to_vec();
     assert!(s
