@@ -294,9 +294,9 @@ impl Stat {
     fn settled(&self) -> bool {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        self.ctime.0 + 2 < now
+            .map_or(0, |d| d.as_nanos() as i128);
+        let changed = self.ctime.0 as i128 * 1_000_000_000 + self.ctime.1 as i128;
+        now - changed >= 2_000_000_000
     }
 }
 
