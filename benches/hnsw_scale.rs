@@ -19,7 +19,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use tweetsim::corpus::{Corpus, Format, Tweet};
 use tweetsim::embed::{Encoder, ModelIdentity, Resolver, DEFAULT_MODEL};
-use tweetsim::index::{self, dot, Filter, HnswParams, Store};
+use tweetsim::index::{self, Filter, HnswParams, Store};
+use tweetsim::simd::dot;
 use tweetsim::{npy, synth};
 
 const QUERIES: usize = 1000;

@@ -11,8 +11,9 @@ mod judged;
 use judged::{held_out, mean, Judged, Scores};
 use tweetsim::corpus::{Corpus, Tweet};
 use tweetsim::embed::{Encoder, Resolver, DEFAULT_MODEL};
-use tweetsim::index::{self, dot, HnswParams, Store};
+use tweetsim::index::{self, HnswParams, Store};
 use tweetsim::search::{self, Mode, Options, Query};
+use tweetsim::simd::dot;
 
 /// Which queries a breakdown line covers.
 type Pick = fn(&Judged) -> bool;

@@ -33,13 +33,4 @@ fi
 
 echo
 echo "== tweetsim similar --tweet ID --store $OUT/store, 20 processes"
-cargo build -q --release
-bin=target/release/tweetsim
-gen=$(sed -n 's/.*"generation": "\(.*\)".*/\1/p' "$OUT/store/manifest.json")
-id=$(head -1 "$OUT/store/$gen/tweets.jsonl" | sed 's/^{"id":"\([0-9]*\)".*/\1/')
-"$bin" -q similar --store "$OUT/store" --tweet "$id" -k 5 >/dev/null   # warm the page cache
-for _ in $(seq 20); do
-  s=$(date +%s%N)
-  "$bin" -q similar --store "$OUT/store" --tweet "$id" -k 5 >/dev/null
-  echo $(( ($(date +%s%N) - s) / 1000000 ))
-done | sort -n | awk '{ a[NR] = $1 } END { printf "median %d ms (min %d, max %d) per process\n", a[int((NR + 1) / 2)], a[1], a[NR] }'
+scripts/time-similar.sh "$OUT/store"

@@ -10,7 +10,8 @@
 //! (README, "Retrieval quality").
 
 use crate::error::Result;
-use crate::index::{dot, Filter, Store};
+use crate::index::{Filter, Store};
+use crate::simd::dot;
 
 /// Weight of the relative cosine in hybrid scores (the BM25 share is 1 − this): the best on
 /// the odd-numbered judged queries (README, "Retrieval quality").

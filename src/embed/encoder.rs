@@ -4,7 +4,9 @@
 //! Texts are tokenized without padding, sorted by length and batched, so each batch pads
 //! only to its own longest text; results come back in input order.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
@@ -14,6 +16,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use super::bert::Bert;
 use super::model::{cached_sha256, ModelFiles};
+use super::query::QueryModel;
 use crate::error::{candle_message, Error, Result};
 
 /// Texts per forward pass on the CPU. Larger batches waste work on padding even when sorted.
@@ -164,7 +167,13 @@ pub struct Options {
 }
 
 pub struct Encoder {
-    model: Bert,
+    /// candle's model: every batch, and single texts the query path does not take. With a
+    /// query path, loaded on first need (a `similar` process never needs it).
+    candle: OnceLock<std::result::Result<Bert, String>>,
+    /// One short text at a time, read from the mapped weights (CPU, f32 only).
+    query: Option<QueryModel>,
+    weights: PathBuf,
+    config: Config,
     tokenizer: Tokenizer,
     device: Device,
     identity: ModelIdentity,
@@ -218,46 +227,42 @@ impl Encoder {
             None => Pooling::Mean,
         };
 
-        let mut tokenizer = Tokenizer::from_file(&files.tokenizer)
-            .map_err(|e| model_err(&files.tokenizer, format!("bad tokenizer: {e}")))?;
-        // tokenizer.json ships fixed 128-token padding and truncation; we pad per batch
-        // ourselves and truncate where sentence-transformers does.
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: max_seq_len,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
-            .map_err(|e| model_err(&files.tokenizer, e.to_string()))?;
-
         let device = opts.device.open()?;
         let precision = opts.precision.unwrap_or(if device.is_cuda() {
             Precision::Bf16
         } else {
             Precision::F32
         });
-        let dtype = precision.dtype();
-        // SAFETY: the weights file is memory-mapped read-only; tweetsim never writes it and
-        // the files live in model folders that are replaced, never edited, in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], dtype, &device) }
-            .map_err(|e| {
-                model_err(
-                    &files.weights,
-                    format!("cannot map weights: {}", candle_message(&e)),
-                )
-            })?;
-        let model = Bert::load(vb, &config, &files.weights).map_err(|e| {
-            model_err(
-                &files.weights,
-                format!("not a BERT checkpoint: {}", candle_message(&e)),
-            )
+        // Parsing tokenizer.json and loading the weights are the two halves of start-up:
+        // they run side by side. With a query path, candle's copy of the weights waits until
+        // a batch needs it.
+        let (tokenizer, query, loaded) = std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| load_tokenizer(&files.tokenizer, max_seq_len));
+            let query = (device.is_cpu() && precision == Precision::F32)
+                .then(|| QueryModel::map(&files.weights, &config))
+                .flatten();
+            let loaded = match query {
+                Some(_) => Ok(None),
+                None => load_candle(&files.weights, &config, precision, &device).map(Some),
+            };
+            (tokenizer.join(), query, loaded)
+        });
+        let tokenizer = tokenizer.unwrap_or_else(|_| {
+            Err(model_err(
+                &files.tokenizer,
+                "the tokenizer failed to load".into(),
+            ))
         })?;
+        let candle = OnceLock::new();
+        if let Some(model) = loaded.map_err(|msg| model_err(&files.weights, msg))? {
+            let _ = candle.set(Ok(model));
+        }
         let weights_sha256 =
             cached_sha256(&files.weights).map_err(|e| Error::io(&files.weights, e))?;
         Ok(Encoder {
-            model,
+            candle,
+            query,
+            weights: files.weights.clone(),
             tokenizer,
             device: device.clone(),
             identity: ModelIdentity {
@@ -268,6 +273,7 @@ impl Encoder {
                 pooling,
             },
             pad_id: config.pad_token_id as u32,
+            config,
             precision,
             batching: opts.batching.unwrap_or(if device.is_cuda() {
                 Batching::Tokens(DEFAULT_GPU_BATCH_TOKENS)
@@ -345,6 +351,13 @@ impl Encoder {
         tokens: &[Vec<u32>],
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<f32>> {
+        if let [only] = tokens {
+            if let Some(v) = self.embed_one(only) {
+                self.encoded.fetch_add(1, Ordering::Relaxed);
+                progress(1);
+                return Ok(v);
+            }
+        }
         let dim = self.dim();
         let mut out = vec![0f32; tokens.len() * dim];
         let mut order: Vec<usize> = (0..tokens.len()).collect();
@@ -425,6 +438,39 @@ impl Encoder {
         })
     }
 
+    /// One text through the query path, pooled and normalised as [`Encoder::forward`] does;
+    /// `None` when the path does not take it.
+    fn embed_one(&self, ids: &[u32]) -> Option<Vec<f32>> {
+        let hidden = self.query.as_ref()?.forward(ids)?;
+        let dim = self.dim();
+        let mut v = match self.identity.pooling {
+            Pooling::Mean => {
+                let mut sum = vec![0f32; dim];
+                for row in hidden.chunks_exact(dim) {
+                    sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+                }
+                let n = ids.len() as f32;
+                sum.iter_mut().for_each(|s| *s /= n);
+                sum
+            }
+            Pooling::Cls => hidden[..dim].to_vec(),
+        };
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+        Some(v)
+    }
+
+    /// candle's model, loaded on first use when the query path made it wait.
+    fn candle(&self) -> Result<&Bert> {
+        self.candle
+            .get_or_init(|| load_candle(&self.weights, &self.config, self.precision, &self.device))
+            .as_ref()
+            .map_err(|msg| Error::Model {
+                path: self.weights.clone(),
+                msg: msg.clone(),
+            })
+    }
+
     /// One padded batch through BERT, pooled and normalised: `len × dim`, row-major.
     fn forward<'a>(
         &self,
@@ -447,7 +493,7 @@ impl Encoder {
         let mask = Tensor::from_slice(mask, (b, len), &self.device).map_err(e)?;
         // b × len × dim, pooled in f32 whatever the model's precision.
         let hidden = self
-            .model
+            .candle()?
             .forward(&ids, &mask)
             .and_then(|h| h.to_dtype(DType::F32))
             .map_err(e)?;
@@ -483,6 +529,42 @@ impl Encoder {
 struct Buffers {
     ids: Vec<u32>,
     mask: Vec<u32>,
+}
+
+/// Parses `tokenizer.json`, set to pad per batch (we do) and truncate where
+/// sentence-transformers does (the file ships fixed 128-token padding and truncation).
+fn load_tokenizer(path: &std::path::Path, max_seq_len: usize) -> Result<Tokenizer> {
+    let model_err = |msg: String| Error::Model {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let mut tokenizer =
+        Tokenizer::from_file(path).map_err(|e| model_err(format!("bad tokenizer: {e}")))?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_seq_len,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(|e| model_err(e.to_string()))?;
+    Ok(tokenizer)
+}
+
+/// Maps the weights and loads them into candle tensors on the device, in `precision`.
+fn load_candle(
+    weights: &std::path::Path,
+    config: &Config,
+    precision: Precision,
+    device: &Device,
+) -> std::result::Result<Bert, String> {
+    // SAFETY: the weights file is memory-mapped read-only; tweetsim never writes it and
+    // the files live in model folders that are replaced, never edited, in place.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], precision.dtype(), device) }
+        .map_err(|e| format!("cannot map weights: {}", candle_message(&e)))?;
+    Bert::load(vb, config, weights)
+        .map_err(|e| format!("not a BERT checkpoint: {}", candle_message(&e)))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {

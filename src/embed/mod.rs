@@ -3,6 +3,7 @@
 mod bert;
 mod encoder;
 mod model;
+mod query;
 
 pub use encoder::{
     Batching, DeviceSpec, Encoder, ModelIdentity, Options, Pooling, Precision, DEFAULT_BATCH_SIZE,

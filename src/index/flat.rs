@@ -23,7 +23,8 @@ use std::path::Path;
 
 use hnsw_rs::prelude::Hnsw;
 
-use super::graph::{dot, UnitCosine};
+use super::graph::UnitCosine;
+use crate::simd::dot;
 
 pub const FILE: &str = "graph.flat";
 const MAGIC: &[u8; 8] = b"TSFLAT01";

@@ -8,6 +8,7 @@ use std::path::Path;
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
 use super::flat::{self, Flat};
+use crate::simd::dot;
 
 /// Cosine distance for unit vectors: `1 − a·b`, clamped at 0.
 ///
@@ -19,108 +20,6 @@ pub struct UnitCosine;
 impl Distance<f32> for UnitCosine {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
         (1.0 - dot(a, b)).max(0.0)
-    }
-}
-
-/// Dot product, with the widest SIMD the CPU has (checked at run time, so one binary serves
-/// every x86-64): AVX-512F, else AVX2 with FMA, else a portable loop the compiler vectorises
-/// for the baseline target (SSE2).
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F; lengths are equal.
-            return unsafe { simd::dot_avx512(a, b) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has AVX2 and FMA; lengths are equal.
-            return unsafe { simd::dot_avx2(a, b) };
-        }
-    }
-    dot_portable(a, b)
-}
-
-/// 16 independent accumulators, so the loop vectorises without reassociation licence.
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use std::arch::x86_64::*;
-
-    /// Two 16-lane FMA chains (hides FMA latency at 384 dimensions), masked tail.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len();
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        let mut i = 0;
-        while i + 32 <= n {
-            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
-            s1 = _mm512_fmadd_ps(
-                _mm512_loadu_ps(pa.add(i + 16)),
-                _mm512_loadu_ps(pb.add(i + 16)),
-                s1,
-            );
-            i += 32;
-        }
-        while i < n {
-            let left = (n - i).min(16);
-            let mask: __mmask16 = ((1u32 << left) - 1) as __mmask16;
-            s0 = _mm512_fmadd_ps(
-                _mm512_maskz_loadu_ps(mask, pa.add(i)),
-                _mm512_maskz_loadu_ps(mask, pb.add(i)),
-                s0,
-            );
-            i += left;
-        }
-        _mm512_reduce_add_ps(_mm512_add_ps(s0, s1))
-    }
-
-    /// Four 8-lane FMA chains, scalar tail.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len();
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut s = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            for (j, acc) in s.iter_mut().enumerate() {
-                let o = i + 8 * j;
-                *acc =
-                    _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(o)), _mm256_loadu_ps(pb.add(o)), *acc);
-            }
-            i += 32;
-        }
-        while i + 8 <= n {
-            s[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s[0]);
-            i += 8;
-        }
-        let v = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), v);
-        let mut sum: f32 = lanes.iter().sum();
-        while i < n {
-            sum += *pa.add(i) * *pb.add(i);
-            i += 1;
-        }
-        sum
     }
 }
 
@@ -256,35 +155,6 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every kernel this CPU can run, at lengths around each one's block sizes.
-    #[test]
-    fn every_dot_kernel_matches_the_plain_sum() {
-        for n in [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 37, 64, 100, 384, 385] {
-            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let close = |got: f32, what: &str| {
-                assert!(
-                    (got - plain).abs() <= 1e-4 * (1.0 + plain.abs()),
-                    "{what} n={n}: {got} vs {plain}"
-                )
-            };
-            close(dot(&a, &b), "dispatch");
-            close(dot_portable(&a, &b), "portable");
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    close(unsafe { simd::dot_avx512(&a, &b) }, "avx512");
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    close(unsafe { simd::dot_avx2(&a, &b) }, "avx2");
-                }
-            }
-        }
-    }
 
     #[test]
     fn duplicates_do_not_panic_and_distance_is_never_negative() {

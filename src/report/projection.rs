@@ -4,7 +4,7 @@
 //! matrix), from a fixed start vector and with a fixed sign convention, so the map is the same
 //! on every run.
 
-use crate::index::dot;
+use crate::simd::dot;
 
 /// (x, y) per row of `vectors` (row-major, `dim` wide).
 pub fn pca_2d(vectors: &[f32], dim: usize) -> Vec<(f32, f32)> {

@@ -25,7 +25,8 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::index::{dot, RowSet, Store};
+use crate::index::{RowSet, Store};
+use crate::simd::dot;
 
 /// Topics kept when `--topics` is not given: a report of hundreds of topics describes nothing,
 /// and large archives produce that many communities.

@@ -25,7 +25,8 @@ use serde::Deserialize;
 use super::{keywords, most_central, normalized, Topic, Topics};
 use crate::embed::Encoder;
 use crate::error::{Error, Result};
-use crate::index::{dot, RowSet, Store};
+use crate::index::{RowSet, Store};
+use crate::simd::dot;
 
 /// A theme as the user gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

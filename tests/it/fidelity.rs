@@ -67,7 +67,14 @@ fn query_embeddings_and_top10_match_sentence_transformers() {
     let tweet_vecs = enc.embed(&corpus).unwrap();
     let tweet_vecs = rows(&tweet_vecs, dim);
     let qs: Vec<&str> = queries.iter().map(|q| q.query.as_str()).collect();
-    let got_q = enc.embed(&qs).unwrap();
+    // One at a time, as `similar "text"` embeds them: the query path (mapped weights), not
+    // candle's batch path; the two agree to float rounding.
+    let got_q: Vec<f32> = qs.iter().flat_map(|q| enc.embed(&[q]).unwrap()).collect();
+    let batch = enc.embed(&qs).unwrap();
+    for (i, (one, all)) in rows(&got_q, dim).iter().zip(rows(&batch, dim)).enumerate() {
+        let c = cosine(one, all);
+        assert!(c >= 0.99999, "query {i}: alone vs in a batch, cosine {c}");
+    }
 
     let mut compared = 0;
     for (i, (q, (g, w))) in queries

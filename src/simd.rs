@@ -1,0 +1,230 @@
+//! The dot product every similarity in tweetsim comes down to (unit vectors: dot = cosine),
+//! shared by the encoder's query path, the graph, exact scans, topics and duplicates.
+
+/// Dot product, with the widest SIMD the CPU has (checked at run time, so one binary serves
+/// every x86-64): AVX-512F, else AVX2 with FMA, else a portable loop the compiler vectorises
+/// for the baseline target (SSE2).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F; lengths are equal.
+            return unsafe { kernels::dot_avx512(a, b) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA; lengths are equal.
+            return unsafe { kernels::dot_avx2(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+/// `y[t · out + o] = x[t] · w[o]` for every row `t` of `x` and row `o` of `w` (both row-major,
+/// rows of `width`): a small batch of token rows times a weight matrix stored as checkpoints
+/// store it. Four weight rows and four token rows at a time, so each load feeds four FMAs and
+/// every weight row is read from memory once.
+pub fn rows_dot(x: &[f32], w: &[f32], width: usize, y: &mut [f32]) {
+    assert!(width > 0 && x.len().is_multiple_of(width) && w.len().is_multiple_of(width));
+    let (n, out) = (x.len() / width, w.len() / width);
+    assert_eq!(y.len(), n * out, "rows_dot output of the wrong size");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if width.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F; shapes were checked above.
+            return unsafe { kernels::rows_dot_avx512(x, w, width, y) };
+        }
+    }
+    for (t, xt) in x.chunks_exact(width).enumerate() {
+        for (o, wo) in w.chunks_exact(width).enumerate() {
+            y[t * out + o] = dot(xt, wo);
+        }
+    }
+}
+
+/// 16 independent accumulators, so the loop vectorises without reassociation licence.
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+mod kernels {
+    use std::arch::x86_64::*;
+
+    /// Two 16-lane FMA chains (hides FMA latency at 384 dimensions), masked tail.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 32 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+            s1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+                s1,
+            );
+            i += 32;
+        }
+        while i < n {
+            let left = (n - i).min(16);
+            let mask: __mmask16 = ((1u32 << left) - 1) as __mmask16;
+            s0 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+                s0,
+            );
+            i += left;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(s0, s1))
+    }
+
+    /// 4 × 4 blocks of (token row, weight row) pairs in 16 accumulators; leftover rows
+    /// and columns one pair at a time. `width` is a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_dot_avx512(x: &[f32], w: &[f32], width: usize, y: &mut [f32]) {
+        let (n, out) = (x.len() / width, w.len() / width);
+        let (px, pw) = (x.as_ptr(), w.as_ptr());
+        let mut o = 0;
+        while o < out {
+            let wo = (out - o).min(4);
+            let mut t = 0;
+            while t < n {
+                let tn = (n - t).min(4);
+                if wo == 4 && tn == 4 {
+                    let mut acc = [_mm512_setzero_ps(); 16];
+                    let mut k = 0;
+                    while k < width {
+                        let ws = [0, 1, 2, 3].map(|j| _mm512_loadu_ps(pw.add((o + j) * width + k)));
+                        for i in 0..4 {
+                            let xv = _mm512_loadu_ps(px.add((t + i) * width + k));
+                            for j in 0..4 {
+                                acc[i * 4 + j] = _mm512_fmadd_ps(xv, ws[j], acc[i * 4 + j]);
+                            }
+                        }
+                        k += 16;
+                    }
+                    for i in 0..4 {
+                        for j in 0..4 {
+                            y[(t + i) * out + o + j] = _mm512_reduce_add_ps(acc[i * 4 + j]);
+                        }
+                    }
+                } else {
+                    for i in t..t + tn {
+                        for j in o..o + wo {
+                            y[i * out + j] = dot_avx512(
+                                &x[i * width..(i + 1) * width],
+                                &w[j * width..(j + 1) * width],
+                            );
+                        }
+                    }
+                }
+                t += tn;
+            }
+            o += wo;
+        }
+    }
+
+    /// Four 8-lane FMA chains, scalar tail.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut s = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, acc) in s.iter_mut().enumerate() {
+                let o = i + 8 * j;
+                *acc =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(o)), _mm256_loadu_ps(pb.add(o)), *acc);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            s[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s[0]);
+            i += 8;
+        }
+        let v = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+        let mut sum: f32 = lanes.iter().sum();
+        while i < n {
+            sum += *pa.add(i) * *pb.add(i);
+            i += 1;
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel this CPU can run, at lengths around each one's block sizes.
+    #[test]
+    fn every_dot_kernel_matches_the_plain_sum() {
+        for n in [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 37, 64, 100, 384, 385] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let close = |got: f32, what: &str| {
+                assert!(
+                    (got - plain).abs() <= 1e-4 * (1.0 + plain.abs()),
+                    "{what} n={n}: {got} vs {plain}"
+                )
+            };
+            close(dot(&a, &b), "dispatch");
+            close(dot_portable(&a, &b), "portable");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    close(unsafe { kernels::dot_avx512(&a, &b) }, "avx512");
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    close(unsafe { kernels::dot_avx2(&a, &b) }, "avx2");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_dot_matches_dot_for_every_shape() {
+        for width in [16, 32, 48, 384, 7, 17] {
+            for n in 1..10 {
+                for out in [1, 3, 4, 5, 8, 9] {
+                    let x: Vec<f32> = (0..n * width).map(|i| (i as f32 * 0.37).sin()).collect();
+                    let w: Vec<f32> = (0..out * width).map(|i| (i as f32 * 0.11).cos()).collect();
+                    let mut y = vec![f32::NAN; n * out];
+                    rows_dot(&x, &w, width, &mut y);
+                    for t in 0..n {
+                        for o in 0..out {
+                            let want = dot(&x[t * width..][..width], &w[o * width..][..width]);
+                            let got = y[t * out + o];
+                            assert!(
+                                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                                "width {width} n {n} out {out} ({t}, {o}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
