@@ -19,11 +19,7 @@ rounds=${1:-3}
 synth_n=${2:-20000}
 cargo build --release --quiet
 [ -f models/all-MiniLM-L6-v2/model.safetensors ] || scripts/fetch-model.sh
-venv=target/bench-venv
-if ! "$venv/bin/python" -c "import sentence_transformers, torch" 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q torch sentence-transformers
-fi
+python=$(scripts/st-venv.sh)
 work=target/bench-embed
 mkdir -p "$work"
 export XDG_CACHE_HOME="$PWD/$work/cache" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -37,7 +33,7 @@ with open(sys.argv[1], "w") as f:
 PY
 [ -f "$work/synth-$synth_n.jsonl" ] || target/release/tweetsim -q synth --tweets "$synth_n" --out "$work/synth-$synth_n.jsonl" > /dev/null
 
-"$venv/bin/python" - "$rounds" "$work" "$synth_n" <<'PY'
+"$python" - "$rounds" "$work" "$synth_n" <<'PY'
 import json, os, re, shlex, statistics, subprocess, sys, time
 rounds, work, synth_n = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 flags = shlex.split(os.environ.get("TWEETSIM_FLAGS", ""))
