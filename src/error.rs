@@ -35,6 +35,15 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A streaming `embed` that failed after committing some chunks: they stay on disk, and
+    /// the user should know what a rerun does with them.
+    #[error("{cause} ({rows} tweets embedded before this are kept in {}: the same command on the same input resumes from there; a changed input starts over)", partial.display())]
+    Interrupted {
+        cause: Box<Error>,
+        rows: usize,
+        partial: PathBuf,
+    },
+
     /// The I/O error is part of the message (not a `source`), so a printed cause chain does
     /// not repeat it.
     #[error("{}: {err}", path.display())]

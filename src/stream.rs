@@ -175,7 +175,7 @@ pub fn embed(
         ids_bytes,
     };
     progress(rows_done, total);
-    std::thread::scope(|scope| -> Result<()> {
+    let run = std::thread::scope(|scope| -> Result<()> {
         // One chunk waits while one is encoded: memory holds at most three chunks.
         let (tx, rx) = sync_channel::<Result<(Vec<u64>, Vec<Vec<u32>>)>>(1);
         scope.spawn(move || {
@@ -225,7 +225,17 @@ pub fn embed(
             fsutil::write_atomic(&paths.progress, &json)?;
         }
         Ok(())
-    })?;
+    });
+    if let Err(cause) = run {
+        return Err(match state.rows {
+            0 => cause,
+            rows => Error::Interrupted {
+                cause: Box::new(cause),
+                rows,
+                partial: paths.npy_partial.clone(),
+            },
+        });
+    }
     if state.rows == 0 {
         return Err(Error::Corpus {
             path: PathBuf::from(&state.job.input),

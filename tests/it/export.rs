@@ -225,3 +225,56 @@ fn synthetic_sets_are_reproducible() {
     assert_eq!(ea.vectors, eb.vectors);
     assert_eq!(eb.ids.len(), 200);
 }
+
+/// An embed that fails after some chunks are committed says they are kept and what a rerun
+/// does with them; the input mended (so changed), it starts over, to the bytes of a clean run.
+#[test]
+fn a_failed_embed_says_what_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.jsonl");
+    ok(&["synth", "--tweets", "12", "--out", s(&good)]);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[9] = "{\"id\": \"12\", \"text\": "; // in the third chunk of four
+    let bad = dir.path().join("c.jsonl");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("e.npy");
+    let embed = |corpus: &Path| {
+        let args = [
+            "embed",
+            "--corpus",
+            s(corpus),
+            "--out",
+            s(&out),
+            "--chunk",
+            "4",
+        ];
+        run(&args)
+    };
+    let (code, _, err) = embed(&bad);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("c.jsonl:10:"), "{err}");
+    assert!(
+        err.contains("8 tweets embedded before this are kept in")
+            && err.contains("e.npy.partial: the same command on the same input resumes"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!out.exists());
+
+    std::fs::copy(&good, &bad).unwrap();
+    let (code, _, err) = embed(&bad);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("resumed"), "{err}");
+    let clean = dir.path().join("clean.npy");
+    ok(&[
+        "embed",
+        "--corpus",
+        s(&good),
+        "--out",
+        s(&clean),
+        "--chunk",
+        "4",
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&clean).unwrap());
+}
