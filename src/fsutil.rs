@@ -73,11 +73,19 @@ pub fn xxh3_immutable_file(path: &Path) -> Result<(u64, String)> {
     if size < 1 << 20 {
         return xxh3_file(path);
     }
-    // SAFETY: callers pass only files that are never modified after being written.
-    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
+    let map = map_immutable(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(&map);
     Ok((map.len() as u64, format!("{:032x}", hasher.digest128())))
+}
+
+/// Memory-maps a file tweetsim never modifies in place: a store generation's files (written
+/// once, then only read until removed) or model weights (replaced, never edited). The one
+/// place the soundness of tweetsim's mappings rests on that.
+pub fn map_immutable(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let file = File::open(path)?;
+    // SAFETY: the bytes under the map do not change while it lives (see above).
+    unsafe { memmap2::Mmap::map(&file) }
 }
 
 /// Makes a rename or a new file in `dir` durable.

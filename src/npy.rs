@@ -103,9 +103,7 @@ impl std::ops::Deref for Vectors {
 /// Maps a 2-D float32 `.npy` file: `(vectors, rows, cols)`, checked like [`read`]. Falls back
 /// to reading where mapping cannot give aligned little-endian floats.
 pub fn map(path: &Path) -> Result<(Vectors, usize, usize)> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: see `Vectors::as_slice`: store files are immutable once written.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let map = crate::fsutil::map_immutable(path).map_err(|e| Error::io(path, e))?;
     let bad = |msg: String| {
         Error::Invalid(format!(
             "{}: not a 2-D float32 .npy file: {msg}",

@@ -77,10 +77,7 @@ impl QueryModel {
         {
             return None;
         }
-        let file = std::fs::File::open(weights).ok()?;
-        // SAFETY: as for candle's own mapping of this file: model files are read-only to
-        // tweetsim and replaced, never edited, in place.
-        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let map = crate::fsutil::map_immutable(weights).ok()?;
         let (h, i) = (config.hidden_size, config.intermediate_size);
         let (word, position, token_type, norm, layers) = {
             let st = SafeTensors::deserialize(&map).ok()?;

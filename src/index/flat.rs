@@ -24,6 +24,7 @@ use std::path::Path;
 use hnsw_rs::prelude::{Hnsw, Neighbour};
 
 use super::graph::UnitCosine;
+use crate::fsutil;
 use crate::simd::{dot, prefetch};
 
 pub const FILE: &str = "graph.flat";
@@ -402,10 +403,7 @@ enum Words {
 
 impl Words {
     fn map(path: &Path) -> Result<Words, String> {
-        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-        let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
-        // SAFETY: generation files are never modified once written.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| fail(&e))?;
+        let map = fsutil::map_immutable(path).map_err(|e| format!("{}: {e}", path.display()))?;
         if map.len() < 8 || &map[..8] != MAGIC || (map.len() - 8) % 4 != 0 {
             return Err(format!(
                 "{} is malformed (not a tweetsim flat graph)",

@@ -28,6 +28,7 @@ use std::sync::OnceLock;
 use chrono::{Datelike, NaiveDate};
 
 use crate::corpus::Tweet;
+use crate::fsutil;
 
 pub(super) const JSONL: &str = "tweets.jsonl";
 pub(super) const IDX: &str = "tweets.idx";
@@ -292,11 +293,9 @@ enum Bytes {
 
 impl Bytes {
     fn map(path: &Path) -> Result<Bytes, String> {
-        let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // SAFETY: generation files are never modified once written.
-        let map =
-            unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Bytes::Mapped(map))
+        fsutil::map_immutable(path)
+            .map(Bytes::Mapped)
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
