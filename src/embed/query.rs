@@ -3,11 +3,11 @@
 //! A `similar "text"` process embeds a single query of a few tokens. Through candle that
 //! meant copying 44 MB of weights out of the map into tensors on every start (~25 ms), then,
 //! for each of the 36 matrix products, gemm packing the whole weight matrix to multiply it by
-//! a handful of token rows (13–17 ms per query). Here every weight row is read in place and
-//! dotted with the few token rows while it sits in L1. The arithmetic is candle-transformers'
-//! BERT layer for layer (same erf GELU, same layer norm and softmax); only the order of
-//! additions differs, so vectors agree with the batch path to ~1e-6 (tested, with the
-//! sentence-transformers reference queries as well).
+//! a handful of token rows (13–17 ms per query). Here every weight row is read in place, once,
+//! and dotted with all the token rows ([`rows_dot`]: 4 × 4 blocks). The arithmetic is
+//! candle-transformers' BERT layer for layer (same erf GELU, same layer norm and softmax); only
+//! the order of additions differs, so vectors agree with the batch path to ~1e-6 (tested, with
+//! the sentence-transformers reference queries as well).
 
 use std::path::Path;
 
