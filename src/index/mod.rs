@@ -199,13 +199,6 @@ impl Rows {
                 .map(|&v| v as usize),
         }
     }
-
-    fn files(&self, live: usize) -> usize {
-        match self {
-            Rows::All => live,
-            Rows::Live { view, .. } => view.len(),
-        }
-    }
 }
 
 /// The default store folder for a corpus and model, under the user cache directory.
@@ -262,27 +255,29 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         let g = Generation::read(dir)?;
         let corrupt = |msg: String| Error::store(dir, msg);
-        let live = || (0..g.dead.len()).filter(|&r| !g.dead[r]);
+        let live = |dead: &[bool]| {
+            (0..dead.len())
+                .filter(|&r| !dead[r])
+                .collect::<Vec<usize>>()
+        };
         // Stores written before the lexical index existed get one in memory.
         let lexical = if g.has_lexical {
             Lexical::open(&g.dir.join(lexical::DIR))
         } else {
             let tweets = g.tweets(dir)?;
-            let texts: Vec<(usize, String)> =
-                live().map(|r| (r, tweets[r].embedding_text())).collect();
+            let texts: Vec<(usize, String)> = live(&g.dead)
+                .into_iter()
+                .map(|r| (r, tweets[r].embedding_text()))
+                .collect();
             lexical::build(texts.iter().map(|(r, t)| (*r, t.as_str())), None)
         }
         .map_err(corrupt)?;
         let graph = g.flat(dir)?;
-        let live: Vec<usize> = if g.manifest.tombstones > 0 {
-            live().collect()
-        } else {
-            Vec::new()
-        };
         let Generation {
             manifest,
             table,
             vectors,
+            dead,
             ..
         } = g;
         // Callers see only the live rows, renumbered densely; the graph, the lexical index,
@@ -290,11 +285,12 @@ impl Store {
         let rows = if manifest.tombstones == 0 {
             Rows::All
         } else {
+            let file = live(&dead);
             let mut view = vec![u32::MAX; table.len()];
-            for (v, &r) in live.iter().enumerate() {
+            for (v, &r) in file.iter().enumerate() {
                 view[r] = v as u32;
             }
-            Rows::Live { file: live, view }
+            Rows::Live { file, view }
         };
         Ok(Store {
             lexical,
@@ -470,7 +466,7 @@ impl Store {
             hits.truncate(k);
             return hits;
         }
-        let among = std::sync::Arc::new(RowSet::new(self.rows.files(self.len()), |f| {
+        let among = std::sync::Arc::new(RowSet::new(self.table.len(), |f| {
             self.rows
                 .view(f)
                 .is_some_and(|r| Some(r) != exclude && self.passes(filter, r))
