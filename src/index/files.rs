@@ -141,7 +141,8 @@ impl Generation {
         let f = if self.has_flat {
             flat::Flat::read(&self.dir.join(flat::FILE))
         } else {
-            self.hnsw(store)?.flat()
+            self.hnsw(store)?
+                .flat(self.vectors.as_slice(), self.manifest.model.dim)
         }
         .map_err(|m| Error::store(store, m))?;
         self.check_points(store, f.len())?;

@@ -80,12 +80,17 @@ pub fn build_and_dump(
     for (row, v) in vectors.chunks_exact(dim).enumerate() {
         hnsw.insert_slice((v, row));
     }
-    dump(&hnsw, dir)
+    dump(&hnsw, vectors, dim, dir)
 }
 
 /// Writes hnsw_rs's files (reloaded to extend the graph later) and the flat copy searches
 /// read.
-fn dump(hnsw: &Hnsw<f32, UnitCosine>, dir: &Path) -> Result<Vec<String>, String> {
+fn dump(
+    hnsw: &Hnsw<f32, UnitCosine>,
+    vectors: &[f32],
+    dim: usize,
+    dir: &Path,
+) -> Result<Vec<String>, String> {
     let base = hnsw
         .file_dump(dir, BASENAME)
         .map_err(|e| format!("cannot write the HNSW graph: {e}"))?;
@@ -93,7 +98,7 @@ fn dump(hnsw: &Hnsw<f32, UnitCosine>, dir: &Path) -> Result<Vec<String>, String>
         return Err(format!("hnsw_rs wrote '{base}' instead of '{BASENAME}'"));
     }
     let flat = dir.join(flat::FILE);
-    Flat::from_hnsw(hnsw)?
+    Flat::from_hnsw(hnsw, vectors, dim)?
         .write(&flat)
         .map_err(|e| format!("{}: {e}", flat.display()))?;
     let mut files = graph_files();
@@ -142,13 +147,15 @@ impl Graph {
             for (i, v) in vectors.chunks_exact(dim).enumerate().skip(from) {
                 h.insert_slice((v, i));
             }
-            dump(h, dir)
+            dump(h, vectors, dim, dir)
         })
     }
 
-    /// The flat copy of the links, for stores written before `graph.flat` existed.
-    pub fn flat(&self) -> Result<Flat, String> {
-        self.0.with_dependent(|_, h| Flat::from_hnsw(h))
+    /// The flat copy of the links over `vectors`, for stores written before `graph.flat`
+    /// existed.
+    pub fn flat(&self, vectors: &[f32], dim: usize) -> Result<Flat, String> {
+        self.0
+            .with_dependent(|_, h| Flat::from_hnsw(h, vectors, dim))
     }
 }
 
