@@ -14,7 +14,8 @@
 //! With an output folder it also writes `base.npy`, `queries.npy` and `truth.json` (exact top
 //! 10 rows per query) there and keeps the store in `OUT/store`, so `scripts/bench-hnsw.sh` can
 //! run hnswlib on the same vectors and time `tweetsim similar` processes on the store.
-//! `--reuse` measures the store and queries already in OUT again, without building.
+//! `--reuse` measures the store and queries already in OUT again, without building, and
+//! rewrites the table in `OUT/ours.json` (so hnswlib can be run beside it again).
 //!
 //! Run: `cargo bench --bench hnsw_scale -- N [OUT] [--reuse]`
 
@@ -30,7 +31,7 @@ use tweetsim::{npy, synth};
 
 const QUERIES: usize = 1000;
 const K: usize = 10;
-const EFS: [usize; 10] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256];
+const EFS: [usize; 13] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768];
 /// ann-benchmarks' recall tolerance on distances (here 1 − cosine).
 const EPS: f32 = 1e-3;
 
@@ -94,7 +95,15 @@ fn main() {
             store.len(),
             o.display()
         );
-        measure(&mut store, &queries, None);
+        let table = measure(&mut store, &queries, None);
+        // Keep the build time of the run that built the store; the table is this run's.
+        let path = o.join("ours.json");
+        let mut ours: serde_json::Value = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| serde_json::json!({"build_s": null}));
+        ours["table"] = table.into();
+        std::fs::write(&path, ours.to_string()).expect("ours.json");
         return;
     }
 

@@ -9,7 +9,7 @@ import time
 import hnswlib
 import numpy as np
 
-EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768]
 K = 10
 
 
@@ -51,7 +51,7 @@ def main(out):
     print()
     print(f"side by side, {n} vectors, {len(queries)} queries, single thread:")
     print(f"{'':>10} {'build s':>8} {'ef@0.95':>8} {'QPS@0.95':>9} {'ef@0.99':>8} {'QPS@0.99':>9}")
-    for name, tab, b in [("tweetsim", ours["table"], ours["build_s"]), ("hnswlib", table, build)]:
+    for name, tab, b in [("tweetsim", ours["table"], ours["build_s"] or float("nan")), ("hnswlib", table, build)]:
         e95, q95 = at_recall(tab, 0.95)
         e99, q99 = at_recall(tab, 0.99)
         fmt = lambda v, f: "-" if v is None else format(v, f)
