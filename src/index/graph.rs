@@ -157,6 +157,11 @@ impl Graph {
         self.0
             .with_dependent(|_, h| Flat::from_hnsw(h, vectors, dim))
     }
+
+    #[cfg(test)]
+    pub(super) fn with_hnsw<T>(&self, f: impl FnOnce(&Hnsw<f32, UnitCosine>) -> T) -> T {
+        self.0.with_dependent(|_, h| f(h))
+    }
 }
 
 #[cfg(test)]
