@@ -2,7 +2,7 @@
 //!
 //! Three formats are read: the bundled Markdown-like dump (`### 001` entries, the default
 //! corpus), the official X/Twitter archive `tweets.js`, and JSON Lines. Each parser turns its
-//! file into [`Tweet`]s in file order; [`Corpus::from_entries`] then merges repeated status
+//! file into [`Tweet`]s in file order; `Corpus::from_entries` then merges repeated status
 //! ids, so a tweet appears once however often the source repeats it, and records every merge.
 
 mod archive;

@@ -1,4 +1,4 @@
-//! Text → vectors: finding the model files ([`model`]) and running the encoder ([`encoder`]).
+//! Text → vectors: finding the model files (`model`) and running the encoder (`encoder`).
 
 mod bert;
 mod encoder;

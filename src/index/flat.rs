@@ -1,5 +1,6 @@
 //! The graph as searches read it: hnsw_rs builds and extends the graph, then its links are
-//! copied into flat arrays (`graph.flat`), and queries walk those.
+//! copied into flat arrays (`graph.flat`), rows no walk could reach are linked in
+//! ([`Flat::connect`]), and queries walk those arrays.
 //!
 //! hnsw_rs keeps every point behind an `Arc` with a lock per neighbour list and allocates on
 //! each search; walking plain `u32` arrays with the store's own vectors, a reusable visited

@@ -58,7 +58,7 @@ pub struct Manifest {
     /// Folder of the current generation, relative to the store.
     pub generation: String,
     pub model: ModelIdentity,
-    /// How tweet text became encoder input ([`EMBEDDING_TEXT_POLICY`]).
+    /// How tweet text became encoder input ([`crate::corpus::EMBEDDING_TEXT_POLICY`]).
     pub embedding_text: String,
     pub corpus: CorpusInfo,
     /// Rows in the generation's files, tombstoned ones included.
