@@ -46,15 +46,19 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// N synthetic tweets and their vectors, from the bundled corpus's real vectors.
-fn synthetic(real: &Store, n: usize, seed: u64) -> (Vec<Tweet>, Vec<f32>) {
-    let mut gen = synth::Tweets::new(real.tweets().expect("tweets"), seed);
+/// N synthetic tweets and their vectors: what `tweetsim synth --tweets N --seed SEED
+/// --vectors` writes.
+fn synthetic(
+    base: &[Tweet],
+    halves: &synth::Halves,
+    n: usize,
+    seed: u64,
+) -> (Vec<Tweet>, Vec<f32>) {
+    let mut rng = synth::vector_rng(seed);
     let mut tweets = Vec::with_capacity(n);
-    let mut vectors = Vec::with_capacity(n * real.dim());
-    for _ in 0..n {
-        let made = gen.next().expect("endless");
-        let (i, j) = made.parents;
-        vectors.extend(synth::mix(real.vector(i), real.vector(j), gen.rng()));
+    let mut vectors = Vec::with_capacity(n * halves.dim());
+    for made in synth::Tweets::new(base, seed).take(n) {
+        vectors.extend(halves.vector(made.parents, &mut rng));
         tweets.push(made.tweet);
     }
     (tweets, vectors)
@@ -112,17 +116,9 @@ fn main() {
         .expect("model");
     let encoder = Encoder::load(&files).expect("encoder");
     let model: ModelIdentity = encoder.identity().clone();
-    let real_dir = work.path().join("real");
-    index::build(
-        &real_dir,
-        &Corpus::bundled(),
-        &encoder,
-        HnswParams::default(),
-        |_, _| {},
-    )
-    .expect("store of the bundled corpus");
-    let real = Store::open(&real_dir).expect("open");
-    let dim = real.dim();
+    let base = Corpus::bundled().tweets;
+    let halves = synth::Halves::embed(&base, &encoder).expect("halves of the bundled tweets");
+    let dim = halves.dim();
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     println!(
         "{n} synthetic tweets, {dim} dims, {cores} cores, {QUERIES} held-out queries, k = {K}"
@@ -130,8 +126,8 @@ fn main() {
 
     // One generator run: the store's N, 1% more to append, then (another seed) the queries.
     let extra = (n / 100).max(1);
-    let (mut tweets, mut vectors) = synthetic(&real, n + extra, 2022);
-    let (_, queries) = synthetic(&real, QUERIES, 7);
+    let (mut tweets, mut vectors) = synthetic(&base, &halves, n + extra, 2022);
+    let (_, queries) = synthetic(&base, &halves, QUERIES, 7);
     let more_tweets = tweets.split_off(n);
     let more_vectors = vectors.split_off(n * dim);
     let base_rss = peak_rss_mb();

@@ -45,22 +45,14 @@ fn main() {
         .collect();
     let work = tempfile::tempdir().expect("temp dir");
 
-    // The real vectors to start from.
+    // The model's embeddings of the bundled tweets' halves, as `tweetsim synth --vectors`.
     let files = Resolver::from_env(None)
         .resolve(DEFAULT_MODEL)
         .expect("model");
     let encoder = Encoder::load(&files).expect("encoder");
-    let real_dir = work.path().join("real");
-    index::build(
-        &real_dir,
-        &Corpus::bundled(),
-        &encoder,
-        HnswParams::default(),
-        |_, _| {},
-    )
-    .expect("store");
-    let real = Store::open(&real_dir).expect("open");
-    let (base, dim) = (real.tweets().expect("tweets"), real.dim());
+    let base = Corpus::bundled().tweets;
+    let halves = synth::Halves::embed(&base, &encoder).expect("halves of the bundled tweets");
+    let dim = halves.dim();
     println!(
         "cores: {}; base: {} real tweets",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -82,13 +74,11 @@ fn main() {
 
     for &n in &sizes {
         // Texts and vectors from the same generator `tweetsim synth --vectors` uses.
-        let mut gen = synth::Tweets::new(base, 2022);
+        let mut rng = synth::vector_rng(2022);
         let mut tweets = Vec::with_capacity(n);
         let mut vectors = Vec::with_capacity(n * dim);
-        for _ in 0..n {
-            let made = gen.next().expect("endless");
-            let (i, j) = made.parents;
-            vectors.extend(synth::mix(real.vector(i), real.vector(j), gen.rng()));
+        for made in synth::Tweets::new(&base, 2022).take(n) {
+            vectors.extend(halves.vector(made.parents, &mut rng));
             tweets.push(made.tweet);
         }
         let corpus = Corpus {

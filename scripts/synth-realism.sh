@@ -2,7 +2,7 @@
 # How close are the synthetic vectors (`tweetsim synth --vectors`) to what the model really
 # gives for the synthetic texts? Makes N synthetic tweets with vectors, embeds their texts
 # with the real model, and prints the same neighbourhood statistics for both (and for
-# noise-free and less noisy mixes), plus hnswlib's recall on each: a harder synthetic set
+# the previous generator's mixes), plus hnswlib's recall on each: a harder synthetic set
 # than the real embeddings makes scale benchmarks pessimistic.
 #
 #   scripts/synth-realism.sh [N]     (default 20000; embedding N texts takes ~5 min on 2 cores)

@@ -2,12 +2,17 @@
 //! "near real ones", so a million-tweet index can be built without embedding a million
 //! texts on a CPU.
 //!
-//! Tweet k takes the first half of one real tweet's words and the second half of another's
-//! (date and author of the first, counts of the second); its vector is 0.7·v_i + 0.3·v_j plus
-//! small noise, renormalised: close to the real tweets it came from, as a real paraphrase
-//! would be, and never an exact duplicate. Everything follows from the seed.
+//! Tweet k takes the first half of one real tweet's words (its head) and the second half of
+//! another's (its tail), with the date and author of the first and the counts of the second.
+//! Its vector is built the way mean pooling builds the real one: the model's embeddings of
+//! the head and of the tail, each weighted by its token count, summed, plus a little noise
+//! (texts repeat once N nears the number of head/tail pairs, vectors should not), and
+//! renormalised. `scripts/synth-realism.sh` compares these vectors with the real
+//! embeddings of the same texts. Everything follows from the seed.
 
 use crate::corpus::Tweet;
+use crate::embed::Encoder;
+use crate::error::Result;
 
 /// First status id of synthetic tweets: far above any real 2022 id, so the two never clash.
 pub const FIRST_ID: u64 = 9_000_000_000_000_000_000;
@@ -68,11 +73,12 @@ impl<'a> Tweets<'a> {
             made: 0,
         }
     }
+}
 
-    /// The generator, for drawing each tweet's vector noise in step with its text.
-    pub fn rng(&mut self) -> &mut Rng {
-        &mut self.rng
-    }
+/// The noise stream for the vectors of the tweets made with `seed`: separate from the texts'
+/// stream, so the texts are the same whether or not vectors are made.
+pub fn vector_rng(seed: u64) -> Rng {
+    Rng::new(seed ^ 0x5EED)
 }
 
 impl Iterator for Tweets<'_> {
@@ -84,11 +90,7 @@ impl Iterator for Tweets<'_> {
             self.rng.below(self.base.len()),
         );
         let (a, b) = (&self.base[i], &self.base[j]);
-        let wa: Vec<&str> = a.text.split_whitespace().collect();
-        let wb: Vec<&str> = b.text.split_whitespace().collect();
-        let text = [&wa[..wa.len().div_ceil(2)], &wb[wb.len() / 2..]]
-            .concat()
-            .join(" ");
+        let text = [head(&a.text), tail(&b.text)].concat().join(" ");
         self.made += 1;
         let id = FIRST_ID + self.made as u64;
         Some(Made {
@@ -106,16 +108,88 @@ impl Iterator for Tweets<'_> {
     }
 }
 
-/// 0.7·a + 0.3·b + N(0, 0.02²) per component, renormalised to unit length.
-pub fn mix(a: &[f32], b: &[f32], rng: &mut Rng) -> Vec<f32> {
-    let mut v: Vec<f32> = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| 0.7 * x + 0.3 * y + 0.02 * rng.normal())
-        .collect();
+/// The first half of a text's words, rounded up: what a synthetic tweet takes from its
+/// first parent.
+fn head(text: &str) -> Vec<&str> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words[..words.len().div_ceil(2)].to_vec()
+}
+
+/// The second half of a text's words, rounded up: what it takes from its second parent.
+fn tail(text: &str) -> Vec<&str> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words[words.len() / 2..].to_vec()
+}
+
+/// Standard deviation of the noise added to each component of a unit mix. Chosen so that
+/// synthetic vectors' neighbourhoods (nearest-neighbour cosines, the gap between the 10th
+/// and 11th, local dimension) match those of the real embeddings of the same texts; see
+/// `scripts/synth-realism.sh`.
+pub const NOISE: f32 = 0.012;
+
+/// The model's embeddings of every base tweet's head and tail, and their token counts:
+/// all that synthetic vectors are made from.
+pub struct Halves {
+    dim: usize,
+    /// Heads of all base tweets, then tails, `dim` floats each, unit length.
+    vectors: Vec<f32>,
+    /// Tokens of each half (special tokens included), the weight mean pooling gives it.
+    tokens: Vec<f32>,
+}
+
+impl Halves {
+    /// Embeds the heads and tails of `base` (the same slice [`Tweets`] draws from) as the
+    /// store would embed a tweet of that text.
+    pub fn embed(base: &[Tweet], encoder: &Encoder) -> Result<Halves> {
+        let halves = base
+            .iter()
+            .map(|t| head(&t.text))
+            .chain(base.iter().map(|t| tail(&t.text)));
+        let texts: Vec<String> = halves
+            .map(|words| {
+                Tweet {
+                    text: words.join(" "),
+                    ..base[0].clone()
+                }
+                .embedding_text()
+            })
+            .collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokens = encoder.tokenize(&texts)?;
+        let vectors = encoder.embed_tokens(&tokens, |_| {})?;
+        Ok(Halves {
+            dim: encoder.dim(),
+            vectors,
+            tokens: tokens.iter().map(|t| t.len() as f32).collect(),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The vector of a tweet made from `parents` (as [`Made::parents`]): head of the first
+    /// plus tail of the second, token-weighted, normalised, plus [`NOISE`], renormalised.
+    pub fn vector(&self, (i, j): (usize, usize), rng: &mut Rng) -> Vec<f32> {
+        let tails = self.tokens.len() / 2;
+        let (h, t) = (i, tails + j);
+        let row = |k: usize| &self.vectors[k * self.dim..(k + 1) * self.dim];
+        let (wh, wt) = (self.tokens[h], self.tokens[t]);
+        let mut v: Vec<f32> = row(h)
+            .iter()
+            .zip(row(t))
+            .map(|(x, y)| wh * x + wt * y)
+            .collect();
+        normalise(&mut v);
+        v.iter_mut().for_each(|x| *x += NOISE * rng.normal());
+        normalise(&mut v);
+        v
+    }
+}
+
+fn normalise(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     v.iter_mut().for_each(|x| *x /= norm);
-    v
 }
 
 /// A tweet as one JSONL record that `corpus` reads back to the same tweet.
@@ -157,13 +231,45 @@ mod tests {
     }
 
     #[test]
-    fn mixed_vectors_are_unit_and_near_the_first_parent() {
-        let mut rng = Rng::new(1);
+    fn a_vector_is_its_halves_weighted_by_tokens_plus_a_little_noise() {
         let dim = 384;
         let unit = |k: usize| -> Vec<f32> { (0..dim).map(|i| f32::from(i == k)).collect() };
-        let v = mix(&unit(0), &unit(1), &mut rng);
+        // Two base tweets: heads along axes 0 and 1, tails along 2 and 3.
+        let halves = Halves {
+            dim,
+            vectors: [unit(0), unit(1), unit(2), unit(3)].concat(),
+            tokens: vec![3.0, 5.0, 7.0, 1.0],
+        };
+        let mut rng = Rng::new(1);
+        let v = halves.vector((0, 1), &mut rng);
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5);
-        assert!(v[0] > 0.8 && v[1] > 0.3 && v[0] < 1.0);
+        // Head of tweet 0 (3 tokens) and tail of tweet 1 (1 token): 3:1.
+        let (h, t) = (3.0 / 10f32.sqrt(), 1.0 / 10f32.sqrt());
+        assert!(
+            (v[0] - h).abs() < 0.06 && (v[3] - t).abs() < 0.06,
+            "{:?}",
+            &v[..4]
+        );
+        assert!(v[1].abs() < 0.06 && v[2].abs() < 0.06);
+        // The same parents again: close, never identical.
+        let w = halves.vector((0, 1), &mut rng);
+        let cos: f32 = v.iter().zip(&w).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.9 && cos < 0.9999, "{cos}");
+    }
+
+    #[test]
+    fn a_tweet_is_the_head_of_one_parent_and_the_tail_of_the_other() {
+        let base = Corpus::bundled().tweets;
+        for made in Tweets::new(&base, 3).take(50) {
+            let (i, j) = made.parents;
+            let expected = [head(&base[i].text), tail(&base[j].text)].concat();
+            let words: Vec<&str> = made.tweet.text.split_whitespace().collect();
+            assert_eq!(words, expected);
+            assert_eq!(made.tweet.date, base[i].date);
+            assert_eq!(made.tweet.metrics, base[j].metrics);
+        }
+        assert_eq!(head("a b c"), ["a", "b"]);
+        assert_eq!(tail("a b c"), ["b", "c"]);
     }
 }

@@ -393,20 +393,17 @@ fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
         bail!("--out {} must end in .jsonl", a.out.display());
     }
     let n = a.tweets as usize;
-    // Vectors start from the bundled corpus's store (built on first use).
-    let mut encoder = None;
-    let base_store = if a.vectors {
-        let none = CorpusArgs {
-            corpus: None,
-            format: None,
-        };
-        let store_args = StoreArgs { store: None };
-        let dir = store_dir(&none, &store_args, &g.model)?;
-        Some(open_fresh_store(g, &none, &store_args, &dir, &mut encoder)?)
+    let base = Corpus::bundled().tweets;
+    // Vectors are made from the model's embeddings of the bundled tweets' halves.
+    let halves = if a.vectors {
+        let encoder = load_encoder(g)?;
+        Some((
+            synth::Halves::embed(&base, &encoder)?,
+            encoder.identity().clone(),
+        ))
     } else {
         None
     };
-    let base = Corpus::bundled().tweets;
     let bar = progress_bar(g, n as u64, "making");
     let npy_path = a.out.with_extension("npy");
     let mut gen = synth::Tweets::new(&base, a.seed);
@@ -415,7 +412,7 @@ fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
         for _ in 0..n {
             let m = gen.next().expect("endless");
             writeln!(w, "{}", synth::to_jsonl(&m.tweet))?;
-            if base_store.is_some() {
+            if halves.is_some() {
                 made.push((m.tweet.id, m.parents));
             }
             bar.inc(1);
@@ -424,38 +421,27 @@ fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     println!("wrote {} ({n} tweets, seed {})", a.out.display(), a.seed);
-    let Some(store) = base_store else {
+    let Some((halves, model)) = halves else {
         return Ok(());
     };
-    // Rows of the bundled corpus in store order are the base rows above.
-    let rows: Vec<usize> = base
-        .iter()
-        .map(|t| {
-            store
-                .row(t.id)
-                .context("bundled tweet missing from its store")
-        })
-        .collect::<Result<_>>()?;
-    let dim = store.dim();
-    let mut rng = synth::Rng::new(a.seed ^ 0x5EED);
+    let dim = halves.dim();
+    let mut rng = synth::vector_rng(a.seed);
     let ids: String = made.iter().map(|(id, _)| format!("{id}\n")).collect();
     fsutil::write_atomic(&tweetsim::stream::ids_path(&npy_path), ids.as_bytes())?;
     fsutil::write_atomic_with(&npy_path, |w| {
         w.write_all(&tweetsim::npy::header(n, dim))?;
-        for (_, (i, j)) in &made {
-            let v = synth::mix(store.vector(rows[*i]), store.vector(rows[*j]), &mut rng);
-            tweetsim::npy::write_rows(w, &v)?;
+        for (_, parents) in &made {
+            tweetsim::npy::write_rows(w, &halves.vector(*parents, &mut rng))?;
         }
         Ok(())
     })?;
-    let m = store.manifest();
     tweetsim::stream::seal(
         &npy_path,
         tweetsim::stream::Meta {
             rows: n,
             dim,
-            model: m.model.clone(),
-            embedding_text: m.embedding_text.clone(),
+            model,
+            embedding_text: corpus::EMBEDDING_TEXT_POLICY.into(),
             precision: tweetsim::embed::Precision::F32,
             device: "synthetic".into(),
             input: std::fs::canonicalize(&a.out)?.display().to_string(),
@@ -464,7 +450,7 @@ fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
         },
     )?;
     println!(
-        "wrote {} ({n} × {dim}, near the bundled tweets' vectors), {} and {}",
+        "wrote {} ({n} × {dim}, from the model's embeddings of the bundled tweets' halves), {} and {}",
         npy_path.display(),
         tweetsim::stream::ids_path(&npy_path).display(),
         tweetsim::stream::meta_path(&npy_path).display()
