@@ -5,8 +5,9 @@ use std::fs;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use tweetsim::corpus::Corpus;
+use tweetsim::corpus::{Corpus, Format, Tweet};
 use tweetsim::index::{self, Filter, HnswParams, Store};
+use tweetsim::synth;
 
 use crate::common::{bundled_store, cosine, encoder, tweetsim, write_jsonl};
 
@@ -30,6 +31,75 @@ fn hnsw_recall_at_10_is_at_least_099_over_every_tweet() {
     }
     let recall = found as f64 / (10 * n) as f64;
     assert!(recall >= 0.99, "recall@10 = {recall}");
+}
+
+/// The scale benchmark (`scripts/bench-hnsw.sh`) in small: 20,000 synthetic tweets with
+/// vectors near real ones, 1% appended to the built graph, then recall@10 at the default ef
+/// over 500 held-out queries, and every appended tweet found by its own vector.
+#[test]
+fn hnsw_recall_on_20k_synthetic_tweets_after_an_append() {
+    let (n, extra, queries) = (20_000, 200, 500);
+    let base = Corpus::bundled().tweets;
+    let halves = synth::Halves::embed(&base, encoder()).unwrap();
+    let dim = halves.dim();
+    let make = |n: usize, seed: u64| -> (Vec<Tweet>, Vec<f32>) {
+        let mut rng = synth::vector_rng(seed);
+        let made: Vec<synth::Made> = synth::Tweets::new(&base, seed).take(n).collect();
+        let vectors = made
+            .iter()
+            .flat_map(|m| halves.vector(m.parents, &mut rng))
+            .collect();
+        (made.into_iter().map(|m| m.tweet).collect(), vectors)
+    };
+    let corpus = |tweets: &[Tweet]| Corpus {
+        source: "synthetic".into(),
+        format: Format::Jsonl,
+        entries: tweets.len(),
+        tweets: tweets.to_vec(),
+        merges: Vec::new(),
+        content_hash: format!("synthetic-{}", tweets.len()),
+    };
+    let (tweets, vectors) = make(n + extra, 2022);
+    let (_, queries_v) = make(queries, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let model = encoder().identity();
+    let params = HnswParams::default();
+    let first = index::build_from_vectors(
+        dir.path(),
+        &corpus(&tweets[..n]),
+        &vectors[..n * dim],
+        model,
+        params,
+    )
+    .unwrap();
+    assert_eq!(first.tweets, n);
+    let grown =
+        index::build_from_vectors(dir.path(), &corpus(&tweets), &vectors, model, params).unwrap();
+    assert!(!grown.rebuilt && grown.appended == extra, "{grown:?}");
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.len(), n + extra);
+    let none = Filter::default();
+    let mut found = 0;
+    for q in queries_v.chunks_exact(dim) {
+        let exact = store.search_exact(q, 10, &none, None).unwrap();
+        let approx = store.search(q, 10, &none, None).unwrap();
+        found += approx
+            .iter()
+            .filter(|h| exact.iter().any(|e| e.row == h.row))
+            .count();
+    }
+    let recall = found as f64 / (10 * queries) as f64;
+    assert!(recall >= 0.99, "recall@10 = {recall}");
+    for t in &tweets[n..] {
+        let row = store.row(t.id).unwrap();
+        let hits = store.search(store.vector(row), 1, &none, None).unwrap();
+        assert_eq!(
+            hits[0].row, row,
+            "appended tweet {} not found by its vector",
+            t.id
+        );
+    }
 }
 
 #[test]
