@@ -317,10 +317,12 @@ pub(super) enum Source<'a> {
     /// These rows, inserted one by one into a new graph.
     Build(&'a [f32]),
     /// These rows, of which `..from` are already in `graph` (the previous generation's):
-    /// rows `from..` are inserted into it. No rebuild.
+    /// rows `from..` are inserted into it. No rebuild. `previous` is that generation's flat
+    /// copy, whose extra links are carried over.
     Extend {
         vectors: &'a [f32],
         graph: &'a graph::Graph,
+        previous: Option<&'a flat::Flat>,
         from: usize,
     },
     /// The previous generation's, unchanged: its files are linked, not rewritten.
@@ -363,13 +365,14 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
         Source::Extend {
             vectors,
             graph,
+            previous,
             from,
         } => {
             check_len(vectors, n, dim)?;
             write(EMBEDDINGS, &|w| npy::write(&mut NpyOut(w), vectors, n, dim))?;
             names.extend(
                 graph
-                    .extend_and_dump(vectors, dim, from, &gen_dir)
+                    .extend_and_dump(vectors, dim, from, previous, &gen_dir)
                     .map_err(store_err)?,
             );
         }

@@ -63,11 +63,14 @@ const CONNECT_LINKS: usize = 3;
 
 impl Flat {
     /// Copies the links of an hnsw_rs graph whose data ids are rows `0..n` of `vectors`, then
-    /// links every row no search could reach (see [`Flat::connect`]).
+    /// links every row no search could reach (see [`Flat::connect`]). `previous` is the flat
+    /// copy of the graph this one was grown from (an append), if there is one: rows it
+    /// reached through `connect`'s links get the same links back without a search.
     pub fn from_hnsw(
         h: &Hnsw<f32, UnitCosine>,
         vectors: &[f32],
         dim: usize,
+        previous: Option<&Flat>,
     ) -> Result<Flat, String> {
         let n = h.get_nb_point();
         if vectors.len() != n * dim {
@@ -77,6 +80,9 @@ impl Flat {
             ));
         }
         let mut flat = Flat::copy(h)?;
+        if let Some(previous) = previous {
+            flat.relink(previous);
+        }
         flat.connect(vectors, dim);
         Ok(flat)
     }
@@ -242,6 +248,57 @@ impl Flat {
             }
             reached.fill(false);
             self.mark_reached(self.entry, &mut reached, &mut stack);
+        }
+        added
+    }
+
+    /// Gives each row the copied links no longer reach the links that reached it in
+    /// `previous` (the flat copy of the graph before an append: rows keep their numbers), from
+    /// rows reached now that have a free slot, at most [`CONNECT_LINKS`] per row. Returns the
+    /// number of links added.
+    ///
+    /// hnsw_rs never learns of `connect`'s links, so after an append its copy misses them
+    /// all again: at 1M, ~150,000 rows to search for anew (~50 s, a third of an append).
+    /// Rows still unreached after this go to `connect`.
+    fn relink(&mut self, previous: &Flat) -> usize {
+        let (n, m0) = (self.n.min(previous.n), self.m0);
+        let mut reached = vec![false; self.n];
+        let mut stack = Vec::new();
+        self.mark_reached(self.entry, &mut reached, &mut stack);
+        // (row, a row that linked to it before), for rows not reached now.
+        let mut into: Vec<(u32, u32)> = (0..n)
+            .flat_map(|from| {
+                previous
+                    .links(from, 0)
+                    .iter()
+                    .map(move |&to| (to, from as u32))
+            })
+            .filter(|&(to, _)| (to as usize) < n && !reached[to as usize])
+            .collect();
+        into.sort_unstable();
+        let mut added = 0;
+        for group in into.chunk_by(|a, b| a.0 == b.0) {
+            let row = group[0].0 as usize;
+            if reached[row] {
+                continue;
+            }
+            let words = self.words.make_owned();
+            let mut linked = 0;
+            for &(_, from) in group {
+                let from = from as usize;
+                if linked == CONNECT_LINKS || !reached[from] {
+                    continue;
+                }
+                let slots = &mut words[HEAD + from * m0..HEAD + (from + 1) * m0];
+                if let Some(free) = slots.iter_mut().find(|v| **v == NONE) {
+                    *free = row as u32;
+                    linked += 1;
+                }
+            }
+            if linked > 0 {
+                added += linked;
+                self.mark_reached(row, &mut reached, &mut stack);
+            }
         }
         added
     }
@@ -599,8 +656,9 @@ mod tests {
     /// from the entry (row 0) could never return them. `connect` links row 3 from its nearest
     /// reached rows with a free slot (rows 2 and 0: row 1 is nearer but full), and row 4 is
     /// then reached through row 3.
-    #[test]
-    fn rows_no_walk_reaches_get_a_link_from_a_reached_row() {
+    /// Five rows on layer 0 (3 slots each) and their unit vectors, at these angles: row 3
+    /// (50°) is nearest row 1 (45°), then row 2 (20°).
+    fn unreachable_pair() -> (Flat, Vec<f32>) {
         const X: u32 = NONE;
         let (n, m0) = (5, 3);
         #[rustfmt::skip]
@@ -611,7 +669,6 @@ mod tests {
             4, 1, X, // row 3
             3, 2, X, // row 4
         ];
-        // Unit vectors at these angles: row 3 (50°) is nearest row 1 (45°), then row 2 (20°).
         let vectors: Vec<f32> = [0.0f32, 45.0, 20.0, 50.0, 60.0]
             .iter()
             .flat_map(|d| [d.to_radians().cos(), d.to_radians().sin()])
@@ -620,7 +677,7 @@ mod tests {
         words.extend(layer0);
         words.extend([0u32; 5]); // levels
         words.extend([X; 5]); // upper_at
-        let mut flat = Flat {
+        let flat = Flat {
             n,
             m0,
             m: 1,
@@ -628,6 +685,12 @@ mod tests {
             entry: 0,
             words: Words::Owned(words),
         };
+        (flat, vectors)
+    }
+
+    #[test]
+    fn rows_no_walk_reaches_get_a_link_from_a_reached_row() {
+        let (mut flat, vectors) = unreachable_pair();
         let hits = |f: &Flat| f.search(&vectors, 2, &vectors[6..8], 5, 8, None);
         assert!(hits(&flat).iter().all(|h| h.0 < 3));
         assert_eq!(flat.connect(&vectors, 2), 2);
@@ -638,6 +701,25 @@ mod tests {
         let mut rows: Vec<usize> = hits(&flat).iter().map(|h| h.0).collect();
         rows.sort();
         assert_eq!(rows, [0, 1, 2, 3, 4]);
+    }
+
+    /// After an append, hnsw_rs's copy lacks `connect`'s links again; `relink` takes them
+    /// from the previous copy (rows reached by its links need no search), and `connect` is
+    /// left with nothing to do.
+    #[test]
+    fn an_append_keeps_the_links_that_made_rows_reachable() {
+        let (mut before, vectors) = unreachable_pair();
+        before.connect(&vectors, 2);
+        let (mut after, _) = unreachable_pair();
+        assert_eq!(after.relink(&before), 2);
+        assert_eq!(after.links(0, 0), [1, 2, 3]);
+        assert_eq!(after.links(2, 0), [0, 1, 3]);
+        assert_eq!(after.connect(&vectors, 2), 0);
+        // A previous copy that never reached them lends nothing: `connect` searches.
+        let (mut fresh, _) = unreachable_pair();
+        let (unconnected, _) = unreachable_pair();
+        assert_eq!(fresh.relink(&unconnected), 0);
+        assert_eq!(fresh.connect(&vectors, 2), 2);
     }
 
     /// Not a CI test: how many links per unreachable row pay, on a store `scripts/bench-hnsw.sh
@@ -665,9 +747,23 @@ mod tests {
         for links in std::env::var("LINKS").unwrap_or("1,3".into()).split(',') {
             let links: usize = links.parse().expect("LINKS: counts, comma-separated");
             let mut flat = graph.with_hnsw(Flat::copy).unwrap();
+            if let Ok(previous) = std::env::var("PREVIOUS") {
+                let previous = Flat::read(std::path::Path::new(&previous)).unwrap();
+                let t = std::time::Instant::now();
+                let relinked = flat.relink(&previous);
+                println!(
+                    "relinked from {}: {relinked} links in {:.1} s",
+                    std::env::var("PREVIOUS").unwrap(),
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            let t = std::time::Instant::now();
             assert_eq!(flat.n, n);
             let added = flat.connect_with(&vectors, dim, links);
-            println!("{links} link(s) per unreachable row: {added} added");
+            println!(
+                "{links} link(s) per unreachable row: {added} added in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
             for ef in [16, 64, 256] {
                 let t = std::time::Instant::now();
                 let mut found = 0;

@@ -80,7 +80,7 @@ pub fn build_and_dump(
     for (row, v) in vectors.chunks_exact(dim).enumerate() {
         hnsw.insert_slice((v, row));
     }
-    dump(&hnsw, vectors, dim, dir)
+    dump(&hnsw, vectors, dim, None, dir)
 }
 
 /// Writes hnsw_rs's files (reloaded to extend the graph later) and the flat copy searches
@@ -89,6 +89,7 @@ fn dump(
     hnsw: &Hnsw<f32, UnitCosine>,
     vectors: &[f32],
     dim: usize,
+    previous: Option<&Flat>,
     dir: &Path,
 ) -> Result<Vec<String>, String> {
     let base = hnsw
@@ -98,7 +99,7 @@ fn dump(
         return Err(format!("hnsw_rs wrote '{base}' instead of '{BASENAME}'"));
     }
     let flat = dir.join(flat::FILE);
-    Flat::from_hnsw(hnsw, vectors, dim)?
+    Flat::from_hnsw(hnsw, vectors, dim, previous)?
         .write(&flat)
         .map_err(|e| format!("{}: {e}", flat.display()))?;
     let mut files = graph_files();
@@ -129,12 +130,14 @@ impl Graph {
     }
 
     /// Inserts rows `from..` of `vectors` (the graph holds rows `..from`) and dumps the
-    /// grown graph into `dir`: an update costs its new tweets, not a rebuild.
+    /// grown graph into `dir`: an update costs its new tweets, not a rebuild. `previous` is
+    /// the flat copy of the graph before, if the store has one.
     pub fn extend_and_dump(
         &self,
         vectors: &[f32],
         dim: usize,
         from: usize,
+        previous: Option<&Flat>,
         dir: &Path,
     ) -> Result<Vec<String>, String> {
         if self.len() != from {
@@ -147,7 +150,7 @@ impl Graph {
             for (i, v) in vectors.chunks_exact(dim).enumerate().skip(from) {
                 h.insert_slice((v, i));
             }
-            dump(h, vectors, dim, dir)
+            dump(h, vectors, dim, previous, dir)
         })
     }
 
@@ -155,7 +158,7 @@ impl Graph {
     /// existed.
     pub fn flat(&self, vectors: &[f32], dim: usize) -> Result<Flat, String> {
         self.0
-            .with_dependent(|_, h| Flat::from_hnsw(h, vectors, dim))
+            .with_dependent(|_, h| Flat::from_hnsw(h, vectors, dim, None))
     }
 
     #[cfg(test)]

@@ -279,6 +279,11 @@ fn write(
             Err(_) => return fresh(removed),
         }
     };
+    // Only an optimisation (links to carry over): a flat copy that cannot be read is skipped.
+    let previous = hnsw
+        .as_ref()
+        .filter(|_| prev.has_flat)
+        .and_then(|_| prev.flat(dir).ok());
     let files_vectors = if appended.is_empty() {
         None
     } else {
@@ -302,6 +307,7 @@ fn write(
                 Some(all) => Source::Extend {
                     vectors: all,
                     graph: hnsw.as_ref().expect("loaded when appending"),
+                    previous: previous.as_ref(),
                     from: rows,
                 },
             },
