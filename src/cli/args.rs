@@ -163,8 +163,9 @@ pub struct SynthArgs {
     /// Output JSONL file.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: PathBuf,
-    /// Also write vectors near real ones (FILE.npy, FILE.ids, FILE.meta.json), made from the
-    /// bundled corpus's embeddings, for index-scale work without embedding.
+    /// Also write vectors near real ones (FILE.npy, FILE.ids, FILE.meta.json): the model's
+    /// embeddings of the halves each tweet is made of, combined as mean pooling would, for
+    /// index-scale work without embedding every text.
     #[arg(long)]
     pub vectors: bool,
     /// Seed: the same seed gives the same tweets and vectors.
