@@ -724,7 +724,9 @@ mod tests {
 
     /// Not a CI test: how many links per unreachable row pay, on a store `scripts/bench-hnsw.sh
     /// N` built. Reloads the newest generation's hnsw_rs graph and, for each count in
-    /// `LINKS`, copies it, connects it and prints recall@10 over OUT's queries and truth:
+    /// `LINKS`, copies it, connects it and prints recall@10 over OUT's queries and truth.
+    /// With `PREVIOUS=path/to/graph.flat` (the generation before the bench's append) it is
+    /// relinked from there first, as an append does:
     ///
     /// `OUT=target/bench-hnsw/1000000 LINKS=1,3,8 cargo test --release --lib -- --ignored
     /// --nocapture connect_on_a_bench_store`
@@ -747,6 +749,7 @@ mod tests {
         for links in std::env::var("LINKS").unwrap_or("1,3".into()).split(',') {
             let links: usize = links.parse().expect("LINKS: counts, comma-separated");
             let mut flat = graph.with_hnsw(Flat::copy).unwrap();
+            assert_eq!(flat.n, n);
             if let Ok(previous) = std::env::var("PREVIOUS") {
                 let previous = Flat::read(std::path::Path::new(&previous)).unwrap();
                 let t = std::time::Instant::now();
@@ -758,13 +761,12 @@ mod tests {
                 );
             }
             let t = std::time::Instant::now();
-            assert_eq!(flat.n, n);
             let added = flat.connect_with(&vectors, dim, links);
             println!(
                 "{links} link(s) per unreachable row: {added} added in {:.1} s",
                 t.elapsed().as_secs_f64()
             );
-            for ef in [16, 64, 256] {
+            for ef in [16, 64, 256, 768] {
                 let t = std::time::Instant::now();
                 let mut found = 0;
                 for (q, want) in queries.chunks_exact(dim).zip(&truth) {
