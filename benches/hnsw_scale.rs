@@ -16,8 +16,9 @@
 //! run hnswlib on the same vectors and time `tweetsim similar` processes on the store.
 //! `--reuse` measures the store and queries already in OUT again, without building, and
 //! rewrites the table in `OUT/ours.json` (so hnswlib can be run beside it again).
+//! `--append-again` times appending the generator's next 1% of N to the store in OUT.
 //!
-//! Run: `cargo bench --bench hnsw_scale -- N [OUT] [--reuse]`
+//! Run: `cargo bench --bench hnsw_scale -- N [OUT] [--reuse | --append-again]`
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -119,6 +120,33 @@ fn main() {
     let base = Corpus::bundled().tweets;
     let halves = synth::Halves::embed(&base, &encoder).expect("halves of the bundled tweets");
     let dim = halves.dim();
+
+    if std::env::args().any(|a| a == "--append-again") {
+        // The store in OUT holds the generator's first rows; append the next 1% of N.
+        let dir = out
+            .as_deref()
+            .expect("--append-again needs OUT")
+            .join("store");
+        let rows = Store::open(&dir).expect("open the store in OUT").len();
+        let extra = (n / 100).max(1);
+        let (tweets, vectors) = synthetic(&base, &halves, rows + extra, 2022);
+        let t = Instant::now();
+        let r = index::build_from_vectors(
+            &dir,
+            &corpus(tweets, "synthetic+more"),
+            &vectors,
+            &model,
+            HnswParams::default(),
+        )
+        .expect("append");
+        assert!(!r.rebuilt && r.appended == extra, "{r:?}");
+        println!(
+            "append {extra} tweets to the {rows} in {}: {:.1} s (`--reuse` measures the grown store)",
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        );
+        return;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     println!(
         "{n} synthetic tweets, {dim} dims, {cores} cores, {QUERIES} held-out queries, k = {K}"
