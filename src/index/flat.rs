@@ -688,31 +688,19 @@ thread_local! {
 mod tests {
     use super::*;
 
-    /// Rows 3 and 4 link to each other and to the rest, but nothing links to them: a walk
-    /// from the entry (row 0) could never return them. `connect` links row 3 from its nearest
-    /// reached rows with a free slot (rows 2 and 0: row 1 is nearer but full), and row 4 is
-    /// then reached through row 3.
-    /// Five rows on layer 0 (3 slots each) and their unit vectors, at these angles: row 3
-    /// (50°) is nearest row 1 (45°), then row 2 (20°).
-    fn unreachable_pair() -> (Flat, Vec<f32>) {
-        const X: u32 = NONE;
-        let (n, m0) = (5, 3);
-        #[rustfmt::skip]
-        let layer0 = [
-            1, 2, X, // row 0
-            0, 2, 0, // row 1, full
-            0, 1, X, // row 2
-            4, 1, X, // row 3
-            3, 2, X, // row 4
-        ];
-        let vectors: Vec<f32> = [0.0f32, 45.0, 20.0, 50.0, 60.0]
+    /// A one-layer graph of unit vectors in the plane at these angles (degrees), with
+    /// `m0` layer-0 slots per row, entry row 0.
+    fn plane(m0: usize, layer0: &[u32], degrees: &[f32]) -> (Flat, Vec<f32>) {
+        let n = degrees.len();
+        assert_eq!(layer0.len(), n * m0);
+        let vectors: Vec<f32> = degrees
             .iter()
             .flat_map(|d| [d.to_radians().cos(), d.to_radians().sin()])
             .collect();
         let mut words = vec![n as u32, m0 as u32, 1, 0, 0];
         words.extend(layer0);
-        words.extend([0u32; 5]); // levels
-        words.extend([X; 5]); // upper_at
+        words.extend(vec![0u32; n]); // levels
+        words.extend(vec![NONE; n]); // upper_at
         let flat = Flat {
             n,
             m0,
@@ -724,6 +712,24 @@ mod tests {
         (flat, vectors)
     }
 
+    /// Rows 3 and 4 link to each other and to the rest, but nothing links to them. Row 3
+    /// (50°) is nearest row 1 (45°), then row 2 (20°).
+    fn unreachable_pair() -> (Flat, Vec<f32>) {
+        const X: u32 = NONE;
+        #[rustfmt::skip]
+        let layer0 = [
+            1, 2, X, // row 0
+            0, 2, 0, // row 1, full
+            0, 1, X, // row 2
+            4, 1, X, // row 3
+            3, 2, X, // row 4
+        ];
+        plane(3, &layer0, &[0.0, 45.0, 20.0, 50.0, 60.0])
+    }
+
+    /// A walk from the entry (row 0) could never return rows 3 and 4. `connect` links row 3
+    /// from its nearest reached rows with a free slot (rows 2 and 0: row 1 is nearer but
+    /// full), and row 4 is then reached through row 3.
     #[test]
     fn rows_no_walk_reaches_get_a_link_from_a_reached_row() {
         let (mut flat, vectors) = unreachable_pair();
@@ -773,22 +779,7 @@ mod tests {
             3, X, X, // row 4
             0, 4, X, // row 5
         ];
-        let vectors: Vec<f32> = [0.0f32, 10.0, 20.0, 30.0, 31.0, 90.0]
-            .iter()
-            .flat_map(|d| [d.to_radians().cos(), d.to_radians().sin()])
-            .collect();
-        let mut words = vec![6, 3, 1, 0, 0];
-        words.extend(layer0);
-        words.extend([0u32; 6]); // levels
-        words.extend([X; 6]); // upper_at
-        let mut flat = Flat {
-            n: 6,
-            m0: 3,
-            m: 1,
-            top: 0,
-            entry: 0,
-            words: Words::Owned(words),
-        };
+        let (mut flat, vectors) = plane(3, &layer0, &[0.0, 10.0, 20.0, 30.0, 31.0, 90.0]);
         let greedy = |f: &Flat| f.search(&vectors, 2, &vectors[8..10], 1, 1, None)[0].0;
         assert_eq!(greedy(&flat), 3);
         assert_eq!(flat.unhide_with(&vectors, 2, 0..6, 1), (1, 1));
