@@ -47,24 +47,6 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// N synthetic tweets and their vectors: what `tweetsim synth --tweets N --seed SEED
-/// --vectors` writes.
-fn synthetic(
-    base: &[Tweet],
-    halves: &synth::Halves,
-    n: usize,
-    seed: u64,
-) -> (Vec<Tweet>, Vec<f32>) {
-    let mut rng = synth::vector_rng(seed);
-    let mut tweets = Vec::with_capacity(n);
-    let mut vectors = Vec::with_capacity(n * halves.dim());
-    for made in synth::Tweets::new(base, seed).take(n) {
-        vectors.extend(halves.vector(made.parents, &mut rng));
-        tweets.push(made.tweet);
-    }
-    (tweets, vectors)
-}
-
 fn corpus(tweets: Vec<Tweet>, name: &str) -> Corpus {
     Corpus {
         source: name.into(),
@@ -129,7 +111,7 @@ fn main() {
             .join("store");
         let rows = Store::open(&dir).expect("open the store in OUT").len();
         let extra = (n / 100).max(1);
-        let (tweets, vectors) = synthetic(&base, &halves, rows + extra, 2022);
+        let (tweets, vectors) = synth::tweets_with_vectors(&base, &halves, rows + extra, 2022);
         let t = Instant::now();
         let r = index::build_from_vectors(
             &dir,
@@ -154,8 +136,8 @@ fn main() {
 
     // One generator run: the store's N, 1% more to append, then (another seed) the queries.
     let extra = (n / 100).max(1);
-    let (mut tweets, mut vectors) = synthetic(&base, &halves, n + extra, 2022);
-    let (_, queries) = synthetic(&base, &halves, QUERIES, 7);
+    let (mut tweets, mut vectors) = synth::tweets_with_vectors(&base, &halves, n + extra, 2022);
+    let (_, queries) = synth::tweets_with_vectors(&base, &halves, QUERIES, 7);
     let more_tweets = tweets.split_off(n);
     let more_vectors = vectors.split_off(n * dim);
     let base_rss = peak_rss_mb();

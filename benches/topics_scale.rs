@@ -52,7 +52,6 @@ fn main() {
     let encoder = Encoder::load(&files).expect("encoder");
     let base = Corpus::bundled().tweets;
     let halves = synth::Halves::embed(&base, &encoder).expect("halves of the bundled tweets");
-    let dim = halves.dim();
     println!(
         "cores: {}; base: {} real tweets",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -74,13 +73,7 @@ fn main() {
 
     for &n in &sizes {
         // Texts and vectors from the same generator `tweetsim synth --vectors` uses.
-        let mut rng = synth::vector_rng(2022);
-        let mut tweets = Vec::with_capacity(n);
-        let mut vectors = Vec::with_capacity(n * dim);
-        for made in synth::Tweets::new(&base, 2022).take(n) {
-            vectors.extend(halves.vector(made.parents, &mut rng));
-            tweets.push(made.tweet);
-        }
+        let (tweets, vectors) = synth::tweets_with_vectors(&base, &halves, n, 2022);
         let corpus = Corpus {
             source: format!("synthetic-{n}"),
             format: Format::Jsonl,

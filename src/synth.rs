@@ -81,6 +81,24 @@ pub fn vector_rng(seed: u64) -> Rng {
     Rng::new(seed ^ 0x5EED)
 }
 
+/// The first `n` tweets made from `base` with `seed` and their vectors (row-major): what
+/// `tweetsim synth --tweets N --seed SEED --vectors` writes, held in memory.
+pub fn tweets_with_vectors(
+    base: &[Tweet],
+    halves: &Halves,
+    n: usize,
+    seed: u64,
+) -> (Vec<Tweet>, Vec<f32>) {
+    let mut rng = vector_rng(seed);
+    let mut tweets = Vec::with_capacity(n);
+    let mut vectors = Vec::with_capacity(n * halves.dim());
+    for made in Tweets::new(base, seed).take(n) {
+        vectors.extend(halves.vector(made.parents, &mut rng));
+        tweets.push(made.tweet);
+    }
+    (tweets, vectors)
+}
+
 impl Iterator for Tweets<'_> {
     type Item = Made;
 

@@ -47,15 +47,6 @@ fn hnsw_recall_on_20k_synthetic_tweets_after_an_append() {
     let base = Corpus::bundled().tweets;
     let halves = synth::Halves::embed(&base, encoder()).unwrap();
     let dim = halves.dim();
-    let make = |n: usize, seed: u64| -> (Vec<Tweet>, Vec<f32>) {
-        let mut rng = synth::vector_rng(seed);
-        let made: Vec<synth::Made> = synth::Tweets::new(&base, seed).take(n).collect();
-        let vectors = made
-            .iter()
-            .flat_map(|m| halves.vector(m.parents, &mut rng))
-            .collect();
-        (made.into_iter().map(|m| m.tweet).collect(), vectors)
-    };
     let corpus = |tweets: &[Tweet]| Corpus {
         source: "synthetic".into(),
         format: Format::Jsonl,
@@ -64,8 +55,8 @@ fn hnsw_recall_on_20k_synthetic_tweets_after_an_append() {
         merges: Vec::new(),
         content_hash: format!("synthetic-{}", tweets.len()),
     };
-    let (tweets, vectors) = make(n + extra, 2022);
-    let (_, queries_v) = make(queries, 7);
+    let (tweets, vectors) = synth::tweets_with_vectors(&base, &halves, n + extra, 2022);
+    let (_, queries_v) = synth::tweets_with_vectors(&base, &halves, queries, 7);
     let dir = tempfile::tempdir().unwrap();
     let model = encoder().identity();
     let params = HnswParams::default();
