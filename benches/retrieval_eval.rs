@@ -1,6 +1,6 @@
 //! Retrieval quality on the judged queries (`tests/data/judged-queries.toml`): every search
-//! mode, the hybrid weight sweep (tuned on the odd-numbered queries, reported on the
-//! even-numbered, held-out ones), reciprocal-rank fusion for comparison, and each step of
+//! mode, the thread-context and hybrid weight sweeps (tuned on the odd-numbered queries,
+//! reported on the even-numbered, held-out ones), reciprocal-rank fusion for comparison, and each step of
 //! the tweet-aware text cleaning. Prints the README's tables.
 //!
 //! Run: `cargo bench --bench retrieval_eval`
@@ -18,7 +18,7 @@ use tweetsim::simd::dot;
 /// Which queries a breakdown line covers.
 type Pick = fn(&Judged) -> bool;
 /// The text embedded for a tweet, per cleaning step.
-type TextOf = dyn Fn(&Tweet) -> String;
+type TextOf<'a> = dyn Fn(&Tweet) -> String + 'a;
 
 fn row(name: &str, split: &[(&str, Scores)]) {
     let cells: Vec<String> = split
@@ -104,6 +104,20 @@ fn main() {
                 ..base.clone()
             },
         ),
+        (
+            "hybrid without thread context",
+            Options {
+                thread_weight: 0.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "dense with thread context (hybrid, dense weight 1)",
+            Options {
+                dense_weight: 1.0,
+                ..base.clone()
+            },
+        ),
         ("hybrid (default)", base.clone()),
     ] {
         row(name, &splits(&opts));
@@ -167,6 +181,24 @@ fn main() {
     );
 
     println!();
+    println!(
+        "Thread context sweep (share of the gap to the thread's best part; dense weight {}):",
+        base.dense_weight
+    );
+    println!();
+    println!("| thread weight | tune (odd ids) | held-out (even ids) | all 30 |");
+    println!("| --- | --- | --- | --- |");
+    for t in [0.0f32, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8] {
+        row(
+            &format!("{t:.2}"),
+            &splits(&Options {
+                thread_weight: t,
+                ..base.clone()
+            }),
+        );
+    }
+
+    println!();
     println!("Hybrid weight sweep (weight of the cosine; BM25 / ideal BM25 gets the rest):");
     println!();
     println!("| dense weight | tune (odd ids) | held-out (even ids) | all 30 |");
@@ -193,11 +225,24 @@ fn main() {
     let decoded = |t: &Tweet| t.text.clone();
     let no_handles = |t: &Tweet| strip_leading_handles(&t.text);
     let policy = |t: &Tweet| t.embedding_text();
-    let steps: [(&str, &TextOf); 4] = [
+    // The alternative to lending scores within a thread: embed each later part with the
+    // text of its thread's first part in front.
+    let tweets = store.tweets().unwrap();
+    let with_head = |t: &Tweet| {
+        let row = store.row(t.id).unwrap();
+        match store.thread(row).first() {
+            Some(&head) if head != row => {
+                format!("{} {}", tweets[head].embedding_text(), t.embedding_text())
+            }
+            _ => t.embedding_text(),
+        }
+    };
+    let steps: [(&str, &TextOf<'_>); 5] = [
         ("as in the source (HTML entities kept)", &raw),
         ("entities decoded", &decoded),
         ("+ leading reply @handles removed", &no_handles),
         ("+ t.co links removed (the store's policy)", &policy),
+        ("+ the thread's first part in front (not kept)", &with_head),
     ];
     for (name, f) in steps {
         let texts: Vec<String> = store.tweets().unwrap().iter().map(f).collect();
@@ -224,9 +269,6 @@ fn main() {
         );
     }
     println!();
-    println!(
-        "(No reply context step: the bundled corpus does not say which tweet a reply answers.)"
-    );
 }
 
 /// The text without its leading run of @handles (links kept).

@@ -5,9 +5,11 @@
 //! the BM25 score divided by the query's ideal score (the sum of its stems' IDF, what a tweet holding each once would get):
 //! both in [0, 1] on an absolute scale, so a tweet matching only a common word of the query
 //! gains little, one matching its rare name gains much, and a query that matches no word
-//! falls back to pure dense ranking. The weight was tuned on half
-//! of the judged queries in `tests/data/judged-queries.toml` and checked on the other half
-//! (README, "Retrieval quality").
+//! falls back to pure dense ranking. A part of a self-thread then gains a share of the gap to
+//! the best-scoring part of its thread: parts are written to be read together, and the one
+//! that names the subject ("Whisper", "makemore") speaks for the ones that go on about it.
+//! Both weights were tuned on half of the judged queries in `tests/data/judged-queries.toml`
+//! and checked on the other half (README, "Retrieval quality").
 
 use crate::error::Result;
 use crate::index::{Filter, Store};
@@ -16,6 +18,9 @@ use crate::simd::dot;
 /// Weight of the relative cosine in hybrid scores (the BM25 share is 1 − this): the best on
 /// the odd-numbered judged queries (README, "Retrieval quality").
 pub const HYBRID_DENSE_WEIGHT: f32 = 0.7;
+/// Share of the gap to the best part of its thread that a hybrid hit gains (README,
+/// "Retrieval quality").
+pub const THREAD_WEIGHT: f32 = 0.4;
 /// Two hits at least this similar are one result unless collapsing is off: retweets of the
 /// same text, re-posted announcements, a tweet and its lightly edited copy.
 pub const DUPLICATE_COSINE: f32 = 0.95;
@@ -26,7 +31,7 @@ pub enum Mode {
     Dense,
     /// BM25 over word stems (exact names, rare terms).
     Lexical,
-    /// Both, fused: the best of the two on the judged queries.
+    /// Both, fused, with thread context: the best on the judged queries.
     #[default]
     Hybrid,
 }
@@ -52,6 +57,9 @@ pub struct Options {
     pub explain: bool,
     /// Weight of the cosine in hybrid scores; [`HYBRID_DENSE_WEIGHT`] unless tuning.
     pub dense_weight: f32,
+    /// Share of the gap to its thread's best part a hybrid hit gains; [`THREAD_WEIGHT`]
+    /// unless tuning, 0 for none.
+    pub thread_weight: f32,
 }
 
 impl Default for Options {
@@ -64,6 +72,7 @@ impl Default for Options {
             collapse: Some(DUPLICATE_COSINE),
             explain: false,
             dense_weight: HYBRID_DENSE_WEIGHT,
+            thread_weight: THREAD_WEIGHT,
         }
     }
 }
@@ -77,6 +86,8 @@ pub struct Ranked {
     pub dense: f32,
     /// BM25 score; `None` when the tweet shares no word stem with the query.
     pub lexical: Option<f32>,
+    /// What the hit's thread added to its score (hybrid mode), with the part that lent it.
+    pub thread: Option<(usize, f32)>,
     /// Rows folded into this one as near-duplicates, with their cosine to it.
     pub duplicates: Vec<(usize, f32)>,
 }
@@ -116,6 +127,7 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
                 score: h.score,
                 dense: h.score,
                 lexical: None,
+                thread: None,
                 duplicates: Vec::new(),
             })
             .collect(),
@@ -126,6 +138,7 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
                 score: bm25,
                 dense: cosine(row),
                 lexical: Some(bm25),
+                thread: None,
                 duplicates: Vec::new(),
             })
             .collect(),
@@ -133,11 +146,20 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
             let ideal = store.lexical().ideal_score(q.text);
             let mut rows: Vec<usize> = dense_hits(depth)?.into_iter().map(|h| h.row).collect();
             rows.extend(lexical.keys().copied());
+            if opts.thread_weight > 0.0 {
+                // The other parts of each candidate's thread, to lend or gain context.
+                let parts: Vec<usize> = rows.iter().flat_map(|&r| store.thread(r)).collect();
+                rows.extend(
+                    parts
+                        .into_iter()
+                        .filter(|&r| Some(r) != q.exclude && store.passes(&opts.filter, r)),
+                );
+            }
             rows.sort_unstable();
             rows.dedup();
             let scored: Vec<(usize, f32)> = rows.into_iter().map(|r| (r, cosine(r))).collect();
             let best = scored.iter().map(|s| s.1).fold(f32::MIN, f32::max);
-            scored
+            let fused: Vec<Ranked> = scored
                 .into_iter()
                 .map(|(row, dense)| {
                     let relative = if best > 0.0 {
@@ -152,10 +174,12 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
                         score: opts.dense_weight * relative + (1.0 - opts.dense_weight) * lex,
                         dense,
                         lexical: bm25,
+                        thread: None,
                         duplicates: Vec::new(),
                     }
                 })
-                .collect()
+                .collect();
+            with_thread_context(store, fused, opts.thread_weight)
         }
     };
     if opts.mode != Mode::Dense {
@@ -173,6 +197,28 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
         }
     }
     Ok(ranked)
+}
+
+/// Lifts each hit by `weight` × the gap to the best-scoring part of its thread among `ranked`.
+fn with_thread_context(store: &Store, mut ranked: Vec<Ranked>, weight: f32) -> Vec<Ranked> {
+    if weight <= 0.0 {
+        return ranked;
+    }
+    let own: std::collections::HashMap<usize, f32> =
+        ranked.iter().map(|r| (r.row, r.score)).collect();
+    for r in &mut ranked {
+        let best = store
+            .thread(r.row)
+            .into_iter()
+            .filter_map(|p| own.get(&p).map(|&s| (p, s)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        if let Some((part, s)) = best.filter(|&(_, s)| s > r.score) {
+            let lift = weight * (s - r.score);
+            r.score += lift;
+            r.thread = Some((part, lift));
+        }
+    }
+    ranked
 }
 
 /// Folds each hit that is within `threshold` cosine of a better kept hit into that hit.

@@ -16,6 +16,9 @@ use crate::error::Result;
 
 /// First status id of synthetic tweets: far above any real 2022 id, so the two never clash.
 pub const FIRST_ID: u64 = 9_000_000_000_000_000_000;
+/// Synthetic tweets are posted a minute apart (their ids are snowflakes), so none looks like
+/// the next part of a thread ([`crate::corpus::threads`]).
+const SPACING_MS: u64 = 60_000;
 
 /// SplitMix64: tiny, fast and fully determined by its seed.
 #[derive(Debug, Clone)]
@@ -110,7 +113,7 @@ impl Iterator for Tweets<'_> {
         let (a, b) = (&self.base[i], &self.base[j]);
         let text = [head(&a.text), tail(&b.text)].concat().join(" ");
         self.made += 1;
-        let id = FIRST_ID + self.made as u64;
+        let id = FIRST_ID + ((self.made as u64 * SPACING_MS) << 22);
         Some(Made {
             tweet: Tweet {
                 id,
@@ -246,6 +249,9 @@ mod tests {
         let text: String = a.iter().map(|t| to_jsonl(t) + "\n").collect();
         let back = Corpus::parse(Path::new("s.jsonl"), &text, Format::Jsonl).unwrap();
         assert_eq!(back.tweets, a);
+        // Recombined replies are not parts of threads.
+        let threads = crate::corpus::threads::previous_parts(&a);
+        assert!(threads.iter().all(Option::is_none), "{threads:?}");
     }
 
     #[test]

@@ -198,6 +198,7 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
         collapse: (!a.no_collapse).then_some(search::DUPLICATE_COSINE),
         explain: a.explain,
         dense_weight: search::HYBRID_DENSE_WEIGHT,
+        thread_weight: search::THREAD_WEIGHT,
     };
     let q = search::Query {
         text: &lexical_text,

@@ -66,8 +66,7 @@ pub fn corpus_summary(c: &Corpus, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One JSON object per hit, one per line.
-/// One JSON object per hit; `explain` (the query text) adds the matched words.
+/// One JSON object per hit, one per line; `explain` (the query text) adds the matched words.
 pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Result<()> {
     #[derive(Serialize)]
     struct Row<'a> {
@@ -77,6 +76,9 @@ pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Resul
         lexical: Option<f32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         matched: Option<Vec<String>>,
+        /// What the hit's thread added to its score, and from which part.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread: Option<Thread>,
         id: String,
         date: Option<String>,
         url: &'a str,
@@ -87,6 +89,11 @@ pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Resul
         is_reply: bool,
         duplicates: Vec<String>,
     }
+    #[derive(Serialize)]
+    struct Thread {
+        lift: f32,
+        from: String,
+    }
     let mut out = std::io::stdout().lock();
     for (i, h) in hits.iter().enumerate() {
         let t = store.tweet(h.row)?;
@@ -96,6 +103,10 @@ pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Resul
             dense: h.dense,
             lexical: h.lexical,
             matched: explain.map(|q| store.lexical().matched(q, &t.embedding_text())),
+            thread: h.thread.map(|(part, lift)| Thread {
+                lift,
+                from: store.id(part).to_string(),
+            }),
             id: t.id.to_string(),
             date: t.date.map(|d| d.to_string()),
             url: &t.url,
@@ -164,9 +175,12 @@ pub fn hits_table(
             } else {
                 matched.join(", ")
             };
+            let thread = h.thread.map_or(String::new(), |(part, lift)| {
+                format!(" · thread +{lift:.3} from {}", store.id(part))
+            });
             writeln!(
                 out,
-                "{pad}[dense {:.3} · bm25 {bm25} · matched: {words}]",
+                "{pad}[dense {:.3} · bm25 {bm25} · matched: {words}{thread}]",
                 h.dense
             )?;
         }

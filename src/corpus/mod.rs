@@ -8,6 +8,7 @@
 mod archive;
 mod bundled;
 mod jsonl;
+pub mod threads;
 
 use std::collections::HashMap;
 use std::fmt;

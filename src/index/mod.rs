@@ -353,7 +353,7 @@ impl Store {
     }
 
     /// Whether a row passes a filter, read from the table without parsing the tweet.
-    fn passes(&self, filter: &Filter, row: usize) -> bool {
+    pub(crate) fn passes(&self, filter: &Filter, row: usize) -> bool {
         let f = self.rows.file(row);
         filter.accepts_fields(
             self.table.date(f),
@@ -375,6 +375,31 @@ impl Store {
     /// The row of a status id.
     pub fn row(&self, id: u64) -> Option<usize> {
         self.table.rows_of(id).find_map(|f| self.rows.view(f))
+    }
+
+    /// The rows of the self-thread `row` is part of ([`crate::corpus::threads`]), in posting
+    /// order and `row` among them; just `row` when it stands alone. Removed parts are left out.
+    pub fn thread(&self, row: usize) -> Vec<usize> {
+        use crate::corpus::threads::MAX_THREAD;
+        let mut first = self.rows.file(row);
+        // Bounded walks: a damaged table cannot loop.
+        for _ in 0..MAX_THREAD {
+            match self.table.thread_links(first).0 {
+                Some(p) => first = p,
+                None => break,
+            }
+        }
+        let mut parts = Vec::new();
+        let mut at = Some(first);
+        for _ in 0..2 * MAX_THREAD {
+            let Some(f) = at else { break };
+            parts.extend(self.rows.view(f));
+            at = self.table.thread_links(f).1;
+        }
+        if !parts.contains(&row) {
+            return vec![row];
+        }
+        parts
     }
 
     /// All vectors, row-major (`tweets().len() × dim()`); copied only when the store has

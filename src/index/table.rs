@@ -1,6 +1,6 @@
 //! A generation's tweets, readable without parsing them all: `tweets.jsonl` (one tweet per
 //! line, the record users can read) beside `tweets.idx`, a binary table of where each line
-//! starts and of the fields searches look at for every row (id, date, likes, reply).
+//! starts and of the fields searches look at for every row (id, date, likes, reply, thread).
 //!
 //! Both files are memory-mapped; a search parses only the lines of the tweets it prints. At a
 //! million tweets, parsing every line took most of the 2 s a `similar` process spent opening
@@ -9,7 +9,7 @@
 //! `tweets.idx`, little-endian, `n` rows:
 //!
 //! ```text
-//! magic    8 bytes  "TSIDX001"
+//! magic    8 bytes  "TSIDX002"
 //! n        u64
 //! offsets  (n + 1) × u64   where each line of tweets.jsonl starts; the last is its length
 //! ids      n × u64         status id of each row
@@ -17,7 +17,12 @@
 //! by_id    n × u32         rows ordered by (id, row), for lookups by id
 //! dates    n × i32         days since 0001-01-01, i32::MIN when unknown
 //! flags    n × u8          bit 0: a reply
+//! previous n × u32         row of the previous part of its thread, u32::MAX for none
+//! next     n × u32         row of the next part of its thread, u32::MAX for none
 //! ```
+//!
+//! A `tweets.idx` of an older layout (`TSIDX001`, no thread columns) is rebuilt in memory
+//! from the lines when opened, like a missing one.
 
 use std::fs;
 use std::io::Write;
@@ -27,12 +32,14 @@ use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::corpus::Tweet;
+use crate::corpus::{threads, Tweet};
 use crate::fsutil;
 
 pub(super) const JSONL: &str = "tweets.jsonl";
 pub(super) const IDX: &str = "tweets.idx";
-const MAGIC: &[u8; 8] = b"TSIDX001";
+const MAGIC: &[u8; 8] = b"TSIDX002";
+/// No thread link.
+const NONE: u32 = u32::MAX;
 const NO_DATE: i32 = i32::MIN;
 
 /// The tweets of one generation, in file row order.
@@ -52,6 +59,8 @@ struct Layout {
     by_id: usize,
     dates: usize,
     flags: usize,
+    previous: usize,
+    next: usize,
     len: usize,
 }
 
@@ -63,6 +72,8 @@ impl Layout {
         let by_id = likes + 8 * n;
         let dates = by_id + 4 * n;
         let flags = dates + 4 * n;
+        let previous = flags + n;
+        let next = previous + 4 * n;
         Layout {
             offsets,
             ids,
@@ -70,18 +81,21 @@ impl Layout {
             by_id,
             dates,
             flags,
-            len: flags + n,
+            previous,
+            next,
+            len: next + 4 * n,
         }
     }
 }
 
 impl Table {
     /// Maps the tweets of the generation in `dir`, which must hold `rows` of them. Stores
-    /// written before `tweets.idx` existed are parsed whole here and get the table in memory.
+    /// written before `tweets.idx` existed, or before its current layout, are parsed whole
+    /// here and get the table in memory.
     pub fn open(dir: &Path, rows: usize) -> Result<Table, String> {
         let jsonl = Bytes::map(&dir.join(JSONL))?;
         let idx_path = dir.join(IDX);
-        if !idx_path.exists() {
+        if !idx_path.exists() || older_layout(&idx_path) {
             let (tweets, offsets) = parse_all(&jsonl)?;
             let idx = Bytes::Owned(encode(&tweets, &offsets));
             let table = Table::new(jsonl, idx, rows)?;
@@ -155,6 +169,18 @@ impl Table {
 
     pub fn is_reply(&self, row: usize) -> bool {
         self.idx[Layout::of(self.n).flags + row] & 1 == 1
+    }
+
+    /// The row of the previous part of `row`'s thread, and of the next.
+    pub fn thread_links(&self, row: usize) -> (Option<usize>, Option<usize>) {
+        let layout = Layout::of(self.n);
+        let at = |column: usize| {
+            let at = column + 4 * row;
+            let r = u32::from_le_bytes(self.idx[at..at + 4].try_into().expect("4 bytes"));
+            // A damaged table may name rows out of range: those are no link.
+            (r != NONE && (r as usize) < self.n).then_some(r as usize)
+        };
+        (at(layout.previous), at(layout.next))
     }
 
     /// The rows holding status `id` (more than one when tombstones keep an older version).
@@ -255,7 +281,26 @@ fn encode(tweets: &[Tweet], offsets: &[u64]) -> Vec<u8> {
         out.extend(days.to_le_bytes())
     });
     tweets.iter().for_each(|t| out.push(u8::from(t.is_reply)));
+    let previous = threads::previous_parts(tweets);
+    let mut next = vec![NONE; n];
+    for (r, p) in previous.iter().enumerate() {
+        if let Some(p) = p {
+            next[*p] = r as u32;
+        }
+    }
+    previous
+        .iter()
+        .for_each(|p| out.extend(p.map_or(NONE, |p| p as u32).to_le_bytes()));
+    next.iter().for_each(|r| out.extend(r.to_le_bytes()));
     out
+}
+
+/// Whether the `tweets.idx` at `path` starts with the magic of an earlier layout.
+fn older_layout(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| magic.starts_with(b"TSIDX") && &magic != MAGIC)
 }
 
 /// Every line of a `tweets.jsonl`, parsed on all cores, with where each starts.
@@ -379,6 +424,33 @@ mod tests {
         let t = Table::open(dir.path(), tweets.len()).unwrap();
         assert_eq!(&t.idx[..], &written[..]);
         assert_eq!(t.tweet(2).unwrap(), tweets[2]);
+    }
+
+    #[test]
+    fn thread_links_read_back_and_an_older_layout_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two parts of a thread posted a second apart, in reverse file order, and a reply to
+        // someone else.
+        let ms = |ms: u64| ((1_660_000_000_000 + ms - 1_288_834_974_657) << 22) + 1;
+        let tweets = vec![
+            tweet(ms(1_000), None, 0, true, "2/ the rest"),
+            tweet(ms(0), None, 0, false, "1/ a thread"),
+            tweet(ms(1_500), None, 0, true, "@b hi"),
+        ];
+        write(dir.path(), &tweets).unwrap();
+        let t = Table::open(dir.path(), 3).unwrap();
+        assert_eq!(t.thread_links(0), (Some(1), None));
+        assert_eq!(t.thread_links(1), (None, Some(0)));
+        assert_eq!(t.thread_links(2), (None, None));
+
+        // TSIDX001 had no thread columns: rebuilt from the lines, links included.
+        let written = fs::read(dir.path().join(IDX)).unwrap();
+        let mut old = written[..Layout::of(3).previous].to_vec();
+        old[..8].copy_from_slice(b"TSIDX001");
+        fs::write(dir.path().join(IDX), old).unwrap();
+        let t = Table::open(dir.path(), 3).unwrap();
+        assert_eq!(&t.idx[..], &written[..]);
+        assert_eq!(t.thread_links(0), (Some(1), None));
     }
 
     #[test]

@@ -82,11 +82,21 @@ fn hybrid_beats_dense_and_the_graph_loses_nothing() {
         evaluate(&store, &test, &dense),
         evaluate(&store, &test, &hybrid),
     );
-    // Measured: +0.037 nDCG@10 on the held-out half (README); the issue asks +0.05.
+    // The issue's bar: +0.05 nDCG@10 on the held-out half (measured: +0.059, README).
     assert!(
-        ht.ndcg - dt.ndcg >= 0.03,
+        ht.ndcg - dt.ndcg >= 0.05,
         "held-out: hybrid {ht:?} vs dense {dt:?}"
     );
+    // Thread context is part of that: without it the gain is +0.037.
+    let flat = evaluate(
+        &store,
+        &test,
+        &Options {
+            thread_weight: 0.0,
+            ..hybrid.clone()
+        },
+    );
+    assert!(ht.ndcg > flat.ndcg, "{ht:?} vs no thread context {flat:?}");
     let ha = evaluate(&store, &all, &hybrid);
     assert!(
         ha.ndcg > d.ndcg && ha.recall >= d.recall,
@@ -270,4 +280,29 @@ fn explain_shows_both_scores_and_the_matched_words() {
     let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert!(first["lexical"].as_f64().unwrap() > 0.0, "{first}");
     assert_eq!(first["matched"][0], "whisper");
+    assert!(first.get("thread").is_none(), "dense mode adds no context");
+
+    // "in this lecture: 1. we implement the model from the paper …" never says makemore; the
+    // first part of its thread does, and lends it part of its score.
+    let (code, out, err) = run(&[
+        "similar",
+        "--store",
+        &store,
+        "makemore lecture",
+        "-k",
+        "10",
+        "--explain",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let hits: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let part = hits
+        .iter()
+        .find(|h| h["id"] == "1569336377766199302")
+        .unwrap_or_else(|| panic!("second part of the makemore thread in the top 10: {out}"));
+    assert_eq!(part["thread"]["from"], "1569336376260460544", "{part}");
+    assert!(part["thread"]["lift"].as_f64().unwrap() > 0.0, "{part}");
 }

@@ -356,6 +356,42 @@ fn without_file_searches_the_same(file: &str) {
     assert_eq!(probe(&Store::open(store).unwrap()), with_file);
 }
 
+/// The makemore lecture thread (three parts posted within a second) is one thread in the
+/// store; a removed part drops out of it.
+#[test]
+fn threads_are_kept_in_the_store_and_lose_removed_parts() {
+    let (_t, gen) = crate::common::store_copy();
+    let dir = gen.parent().unwrap();
+    let parts = [
+        1567592845221179392u64,
+        1567592846773092352,
+        1567592848165601281,
+    ];
+    let s = Store::open(dir).unwrap();
+    let rows: Vec<usize> = parts.iter().map(|&id| s.row(id).unwrap()).collect();
+    for &r in &rows {
+        assert_eq!(s.thread(r), rows);
+    }
+    // A tweet posted alone (the first of the corpus) is a thread of one.
+    let alone = s.row(1478128891520688128).unwrap();
+    assert_eq!(s.thread(alone), [alone]);
+    let threaded = (0..s.len()).filter(|&r| s.thread(r).len() > 1).count();
+    assert!(
+        (80..=130).contains(&threaded),
+        "{threaded} tweets in threads"
+    );
+    drop(s);
+
+    index::remove(dir, &[parts[1]]).unwrap();
+    let s = Store::open(dir).unwrap();
+    let rows: Vec<usize> = [parts[0], parts[2]]
+        .iter()
+        .map(|&id| s.row(id).unwrap())
+        .collect();
+    assert_eq!(s.thread(rows[0]), rows);
+    assert_eq!(s.thread(rows[1]), rows);
+}
+
 #[test]
 fn a_store_from_another_model_is_refused() {
     let store = Store::open(bundled_store()).unwrap();
