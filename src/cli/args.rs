@@ -217,13 +217,14 @@ pub struct SimilarArgs {
     #[arg(long)]
     pub exact: bool,
     /// Ranking: dense (embedding cosine), lexical (BM25 over word stems) or hybrid (both
-    /// fused; the best on the judged queries).
+    /// fused, parts of a thread lifted toward its best part; the best on the judged queries).
     #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
     pub mode: Mode,
     /// List near-duplicate hits separately instead of folding them into the best one.
     #[arg(long)]
     pub no_collapse: bool,
-    /// Show per hit the dense and BM25 scores and the query words it matched.
+    /// Show per hit the dense and BM25 scores, the query words it matched and what its
+    /// thread added.
     #[arg(long)]
     pub explain: bool,
     /// Print on stderr how long each stage took (store, encoder load, embed, search, print).

@@ -59,16 +59,14 @@ pub fn build(
     match &previous {
         Some(p) => {
             let by_id = live_rows_by_id(p);
-            let p_tweets = p.tweets(dir)?;
-            let by_text: HashMap<u128, usize> = p_tweets
+            let p_texts: Vec<String> = p.tweets(dir)?.iter().map(Tweet::embedding_text).collect();
+            let by_text: HashMap<u128, usize> = p_texts
                 .iter()
                 .enumerate()
-                .map(|(r, t)| (text_key(&t.embedding_text()), r))
+                .map(|(r, text)| (text_key(text), r))
                 .collect();
             for (i, (t, text)) in corpus.tweets.iter().zip(&texts).enumerate() {
-                let own = by_id
-                    .get(&t.id)
-                    .filter(|&&r| p_tweets[r].embedding_text() == *text);
+                let own = by_id.get(&t.id).filter(|&&r| p_texts[r] == *text);
                 match own.or_else(|| by_text.get(&text_key(text))) {
                     Some(&r) => vectors[i * dim..(i + 1) * dim]
                         .copy_from_slice(&p.vectors[r * dim..(r + 1) * dim]),
@@ -280,10 +278,11 @@ fn write(
         }
     };
     // Only an optimisation (links to carry over): a flat copy that cannot be read is skipped.
-    let previous = hnsw
-        .as_ref()
-        .filter(|_| prev.has_flat)
-        .and_then(|_| prev.flat(dir).ok());
+    let carried = if hnsw.is_some() && prev.has_flat {
+        prev.flat(dir).ok()
+    } else {
+        None
+    };
     let files_vectors = if appended.is_empty() {
         None
     } else {
@@ -307,7 +306,7 @@ fn write(
                 Some(all) => Source::Extend {
                     vectors: all,
                     graph: hnsw.as_ref().expect("loaded when appending"),
-                    previous: previous.as_ref(),
+                    previous: carried.as_ref(),
                     from: rows,
                 },
             },
