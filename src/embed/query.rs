@@ -17,7 +17,7 @@ use safetensors::{Dtype, SafeTensors};
 use crate::simd::{dot, rows_dot};
 
 /// Longest input taken this way; longer texts gain from gemm's blocking, and go to candle.
-pub const MAX_TOKENS: usize = 64;
+pub const MAX_TOKENS: usize = 256;
 
 /// Where a tensor's f32 values lie in the mapped file.
 #[derive(Clone, Copy)]
