@@ -1,4 +1,5 @@
-//! One short text through BERT, read straight from the memory-mapped weights (CPU, f32).
+//! One text through BERT, read straight from the memory-mapped weights (CPU, f32): a
+//! `similar` query, and on the CPU every text of a batch, one per core (`Encoder`).
 //!
 //! A `similar "text"` process embeds a single query of a few tokens. Through candle that
 //! meant copying 44 MB of weights out of the map into tensors on every start (~25 ms), then,
@@ -6,8 +7,8 @@
 //! a handful of token rows (13–17 ms per query). Here every weight row is read in place, once,
 //! and dotted with all the token rows ([`rows_dot`]: 4 × 4 blocks). The arithmetic is
 //! candle-transformers' BERT layer for layer (same erf GELU, same layer norm and softmax); only
-//! the order of additions differs, so vectors agree with the batch path to ~1e-6 (tested, with
-//! the sentence-transformers reference queries as well).
+//! the order of additions differs, so vectors agree with candle's batches to ~1e-6 (tested,
+//! with the sentence-transformers reference queries as well).
 
 use std::path::Path;
 
@@ -16,7 +17,8 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::simd::{dot, rows_dot};
 
-/// Longest input taken this way; longer texts gain from gemm's blocking, and go to candle.
+/// Longest input taken this way: MiniLM's own limit, so every text it can see. Anything
+/// longer (another model) goes to candle.
 pub const MAX_TOKENS: usize = 256;
 
 /// Where a tensor's f32 values lie in the mapped file.
