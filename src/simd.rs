@@ -140,9 +140,8 @@ mod kernels {
                         k += 16;
                     }
                     for i in 0..4 {
-                        for j in 0..4 {
-                            y[(t + i) * out + o + j] = _mm512_reduce_add_ps(acc[i * 4 + j]);
-                        }
+                        let sums = sum4(&acc[i * 4..i * 4 + 4]);
+                        _mm_storeu_ps(y.as_mut_ptr().add((t + i) * out + o), sums);
                     }
                 } else {
                     for i in t..t + tn {
@@ -158,6 +157,31 @@ mod kernels {
             }
             o += wo;
         }
+    }
+
+    /// The lane sums of four vectors, as one 4-lane vector: the halves of all four are
+    /// folded together (shuffles across 128-bit lanes, then within them) instead of reducing
+    /// each one on its own, which took a third of the time of a 384-wide dot product.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sum4(v: &[__m512]) -> __m128 {
+        // [a0+a2, a1+a3 | b0+b2, b1+b3] in 128-bit lanes, for the pairs (v0, v1) and (v2, v3).
+        let fold = |a: __m512, b: __m512| {
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+                _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+            )
+        };
+        let (p, q) = (fold(v[0], v[1]), fold(v[2], v[3]));
+        // Lane k now holds four partial sums of v[k].
+        let t = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(p, q),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(p, q),
+        );
+        // Sum within each lane: every element of lane k becomes the total of v[k].
+        let u = _mm512_add_ps(t, _mm512_permute_ps::<0b10_11_00_01>(t));
+        let u = _mm512_add_ps(u, _mm512_permute_ps::<0b01_00_11_10>(u));
+        let first = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+        _mm512_castps512_ps128(_mm512_permutexvar_ps(first, u))
     }
 
     /// Four 8-lane FMA chains, scalar tail.
