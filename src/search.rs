@@ -11,6 +11,8 @@
 //! Both weights were tuned on half of the judged queries in `tests/data/judged-queries.toml`
 //! and checked on the other half (README, "Retrieval quality").
 
+use std::collections::HashMap;
+
 use crate::error::Result;
 use crate::index::{Filter, Store};
 use crate::simd::dot;
@@ -110,7 +112,7 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
         Mode::Dense => 0,
         _ => depth,
     };
-    let lexical: std::collections::HashMap<usize, f32> = match lexical_depth {
+    let lexical: HashMap<usize, f32> = match lexical_depth {
         0 => Default::default(),
         n => store
             .search_lexical(q.text, n, &opts.filter, q.exclude)
@@ -146,12 +148,22 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
             let ideal = store.lexical().ideal_score(q.text);
             let mut rows: Vec<usize> = dense_hits(depth)?.into_iter().map(|h| h.row).collect();
             rows.extend(lexical.keys().copied());
+            // Each candidate's thread, walked once; its other parts join the pool to lend
+            // or gain context.
+            let mut threads: HashMap<usize, Vec<usize>> = HashMap::new();
             if opts.thread_weight > 0.0 {
-                // The other parts of each candidate's thread, to lend or gain context.
-                let parts: Vec<usize> = rows.iter().flat_map(|&r| store.thread(r)).collect();
+                for &r in &rows {
+                    if !threads.contains_key(&r) {
+                        let parts = store.thread(r);
+                        for &p in &parts {
+                            threads.insert(p, parts.clone());
+                        }
+                    }
+                }
                 rows.extend(
-                    parts
-                        .into_iter()
+                    threads
+                        .keys()
+                        .copied()
                         .filter(|&r| Some(r) != q.exclude && store.passes(&opts.filter, r)),
                 );
             }
@@ -179,7 +191,7 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
                     }
                 })
                 .collect();
-            with_thread_context(store, fused, opts.thread_weight)
+            with_thread_context(fused, &threads, opts.thread_weight)
         }
     };
     if opts.mode != Mode::Dense {
@@ -199,18 +211,24 @@ pub fn search(store: &Store, q: &Query, opts: &Options) -> Result<Vec<Ranked>> {
     Ok(ranked)
 }
 
-/// Lifts each hit by `weight` × the gap to the best-scoring part of its thread among `ranked`.
-fn with_thread_context(store: &Store, mut ranked: Vec<Ranked>, weight: f32) -> Vec<Ranked> {
+/// Lifts each hit by `weight` × the gap to the best-scoring part of its thread among `ranked`
+/// (`threads`: each threaded row's parts).
+fn with_thread_context(
+    mut ranked: Vec<Ranked>,
+    threads: &HashMap<usize, Vec<usize>>,
+    weight: f32,
+) -> Vec<Ranked> {
     if weight <= 0.0 {
         return ranked;
     }
-    let own: std::collections::HashMap<usize, f32> =
-        ranked.iter().map(|r| (r.row, r.score)).collect();
+    let own: HashMap<usize, f32> = ranked.iter().map(|r| (r.row, r.score)).collect();
     for r in &mut ranked {
-        let best = store
-            .thread(r.row)
-            .into_iter()
-            .filter_map(|p| own.get(&p).map(|&s| (p, s)))
+        let Some(parts) = threads.get(&r.row) else {
+            continue;
+        };
+        let best = parts
+            .iter()
+            .filter_map(|p| own.get(p).map(|&s| (*p, s)))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
         if let Some((part, s)) = best.filter(|&(_, s)| s > r.score) {
             let lift = weight * (s - r.score);
