@@ -20,11 +20,19 @@ pub const THREAD_GAP_MS: u64 = 10_000;
 /// bound (synthetic corpora number their tweets consecutively).
 pub const MAX_THREAD: usize = 32;
 
+/// The Unix time (ms) that snowflake ids count from.
+const TWITTER_EPOCH_MS: u64 = 1_288_834_974_657;
+
 /// Milliseconds since the Unix epoch at which a status was posted, from its snowflake id;
 /// `None` for ids from before snowflakes (2010), which carry no time.
 pub fn posted_ms(id: u64) -> Option<u64> {
-    const TWITTER_EPOCH_MS: u64 = 1_288_834_974_657;
     (id >= 1_000_000_000_000).then(|| (id >> 22) + TWITTER_EPOCH_MS)
+}
+
+/// The first snowflake id of millisecond `ms` (Unix time): tests post tweets at chosen times.
+#[cfg(test)]
+pub(crate) fn id_posted_at(ms: u64) -> u64 {
+    (ms - TWITTER_EPOCH_MS) << 22
 }
 
 /// For each tweet, the index of the tweet it continues (the previous part of its thread), if
@@ -64,7 +72,7 @@ mod tests {
 
     /// A tweet by `author` posted `ms` after a fixed moment in 2022.
     fn at(ms: u64, author: &str, is_reply: bool, text: &str) -> Tweet {
-        let id = ((1_660_000_000_000 + ms - 1_288_834_974_657) << 22) + 7;
+        let id = id_posted_at(1_660_000_000_000 + ms) + 7;
         Tweet {
             id,
             num: 1,

@@ -95,15 +95,20 @@ impl Table {
     pub fn open(dir: &Path, rows: usize) -> Result<Table, String> {
         let jsonl = Bytes::map(&dir.join(JSONL))?;
         let idx_path = dir.join(IDX);
-        if !idx_path.exists() || older_layout(&idx_path) {
-            let (tweets, offsets) = parse_all(&jsonl)?;
-            let idx = Bytes::Owned(encode(&tweets, &offsets));
-            let table = Table::new(jsonl, idx, rows)?;
-            let _ = table.all.set(Ok(tweets));
-            return Ok(table);
+        let idx = match idx_path.exists() {
+            true => Some(Bytes::map(&idx_path)?),
+            false => None,
+        };
+        match idx {
+            Some(idx) if !older_layout(&idx) => Table::new(jsonl, idx, rows),
+            _ => {
+                let (tweets, offsets) = parse_all(&jsonl)?;
+                let idx = Bytes::Owned(encode(&tweets, &offsets));
+                let table = Table::new(jsonl, idx, rows)?;
+                let _ = table.all.set(Ok(tweets));
+                Ok(table)
+            }
         }
-        let idx = Bytes::map(&idx_path)?;
-        Table::new(jsonl, idx, rows)
     }
 
     /// Checks the table's shape against the lines it indexes (cheap: one pass over the
@@ -295,12 +300,9 @@ fn encode(tweets: &[Tweet], offsets: &[u64]) -> Vec<u8> {
     out
 }
 
-/// Whether the `tweets.idx` at `path` starts with the magic of an earlier layout.
-fn older_layout(path: &Path) -> bool {
-    let mut magic = [0u8; 8];
-    fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-        .is_ok_and(|()| magic.starts_with(b"TSIDX") && &magic != MAGIC)
+/// Whether a `tweets.idx` starts with the magic of an earlier layout.
+fn older_layout(idx: &[u8]) -> bool {
+    idx.starts_with(b"TSIDX") && idx.get(..8) != Some(&MAGIC[..])
 }
 
 /// Every line of a `tweets.jsonl`, parsed on all cores, with where each starts.
@@ -431,7 +433,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Two parts of a thread posted a second apart, in reverse file order, and a reply to
         // someone else.
-        let ms = |ms: u64| ((1_660_000_000_000 + ms - 1_288_834_974_657) << 22) + 1;
+        let ms = |ms: u64| threads::id_posted_at(1_660_000_000_000 + ms) + 1;
         let tweets = vec![
             tweet(ms(1_000), None, 0, true, "2/ the rest"),
             tweet(ms(0), None, 0, false, "1/ a thread"),
