@@ -46,12 +46,13 @@ pub struct Global {
     pub dtype: Option<Precision>,
 
     /// Padded tokens per encoder batch (texts × longest text) [default: on a GPU 16384
-    /// tokens; on the CPU, f32 texts go one per core unbatched, other precisions 32 per batch].
+    /// tokens; on the CPU, f32 texts go unpadded in groups of ~384 tokens, one group per
+    /// core, other precisions 32 per batch].
     #[arg(long, global = true, env = "TWEETSIM_BATCH_TOKENS", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_tokens: Option<u32>,
 
     /// CPU encoder: batches run at once, each on one thread (1 = one batch at a time on
-    /// all threads); asks for batches instead of one text per core.
+    /// all threads); asks for batches instead of groups per core.
     #[arg(long, global = true, env = "TWEETSIM_WORKERS", value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: Option<u32>,
 

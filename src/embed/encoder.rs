@@ -22,6 +22,10 @@ use crate::error::{candle_message, Error, Result};
 /// Texts per forward pass on the CPU. Larger batches waste work on padding even when sorted.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
+/// Tokens per group on the CPU query path ([`Encoder::embed_each`]): enough rows that each
+/// pass over a layer's weights serves many tokens, few enough that the rows stay in cache.
+const GROUP_TOKENS: usize = 384;
+
 /// Padded tokens per forward pass on a GPU: big enough to keep it busy, small enough that
 /// a batch of 256-token texts (64 of them) still fits comfortably in memory.
 pub const DEFAULT_GPU_BATCH_TOKENS: usize = 16_384;
@@ -168,7 +172,7 @@ pub struct Options {
 
 impl Options {
     /// Whether the caller asked for candle's batches (a batch size or workers): otherwise
-    /// CPU f32 texts go one per core through the query path.
+    /// CPU f32 texts go through the query path in unpadded groups, one group per core.
     fn wants_batches(&self) -> bool {
         self.batching.is_some() || self.workers.is_some()
     }
@@ -189,7 +193,7 @@ pub struct Encoder {
     precision: Precision,
     batching: Batching,
     workers: usize,
-    /// Texts one per core through the query path rather than in candle batches.
+    /// Texts in groups through the query path rather than in candle batches.
     each_text: bool,
     encoded: AtomicUsize,
 }
@@ -376,32 +380,48 @@ impl Encoder {
         self.embed_batched(tokens, progress)
     }
 
-    /// The CPU f32 path: each text through the query path on its own core, unpadded; small
-    /// matrix products split across cores spend their time synchronising, whole texts per
-    /// core do not (1.3x the batched candle path on the 680 reference tweets, same vectors
-    /// to 1e-6). Texts the query path does not take go to candle in batches.
+    /// The CPU f32 path: texts through the query path unpadded, in groups of about
+    /// [`GROUP_TOKENS`] tokens, one group per core. Small matrix products split across cores
+    /// spend their time synchronising, whole groups per core do not; and a group's rows share
+    /// each pass over the weights (same vectors as candle's batches to 1e-6). Texts the query
+    /// path does not take go to candle in batches.
     fn embed_each(&self, tokens: &[Vec<u32>], mut progress: impl FnMut(usize)) -> Result<Vec<f32>> {
         use rayon::prelude::*;
         /// Texts between progress reports.
         const SLICE: usize = 256;
+        let Some(query) = &self.query else {
+            return self.embed_batched(tokens, progress);
+        };
         let dim = self.dim();
         let mut out = vec![0f32; tokens.len() * dim];
-        let mut refused: Vec<usize> = Vec::new();
-        for (s, slice) in tokens.chunks(SLICE).enumerate() {
-            let rows: Vec<Option<Vec<f32>>> = slice.par_iter().map(|t| self.embed_one(t)).collect();
-            let mut done = 0;
-            for (j, row) in rows.into_iter().enumerate() {
-                let i = s * SLICE + j;
-                match row {
-                    Some(v) => {
-                        out[i * dim..(i + 1) * dim].copy_from_slice(&v);
-                        done += 1;
-                    }
-                    None => refused.push(i),
+        let (taken, refused): (Vec<usize>, Vec<usize>) =
+            (0..tokens.len()).partition(|&i| query.takes(&tokens[i]));
+        for slice in taken.chunks(SLICE) {
+            let mut groups: Vec<&[usize]> = Vec::new();
+            let (mut start, mut size) = (0, 0);
+            for (j, &i) in slice.iter().enumerate() {
+                if size > 0 && size + tokens[i].len() > GROUP_TOKENS {
+                    groups.push(&slice[start..j]);
+                    (start, size) = (j, 0);
+                }
+                size += tokens[i].len();
+            }
+            groups.push(&slice[start..]);
+            let rows: Vec<Option<Vec<f32>>> = groups
+                .par_iter()
+                .map(|g| {
+                    let seqs: Vec<&[u32]> = g.iter().map(|&i| tokens[i].as_slice()).collect();
+                    self.embed_group(query, &seqs)
+                })
+                .collect();
+            for (g, rows) in groups.iter().zip(rows) {
+                let rows = rows.expect("taken texts go through the query path");
+                for (&i, v) in g.iter().zip(rows.chunks_exact(dim)) {
+                    out[i * dim..(i + 1) * dim].copy_from_slice(v);
                 }
             }
-            self.encoded.fetch_add(done, Ordering::Relaxed);
-            progress(done);
+            self.encoded.fetch_add(slice.len(), Ordering::Relaxed);
+            progress(slice.len());
         }
         if !refused.is_empty() {
             let rest: Vec<Vec<u32>> = refused.iter().map(|&i| tokens[i].clone()).collect();
@@ -502,23 +522,38 @@ impl Encoder {
     /// One text through the query path, pooled and normalised as [`Encoder::forward`] does;
     /// `None` when the path does not take it.
     fn embed_one(&self, ids: &[u32]) -> Option<Vec<f32>> {
-        let hidden = self.query.as_ref()?.forward(ids)?;
+        self.embed_group(self.query.as_ref()?, &[ids])
+    }
+
+    /// Texts run together through the query path, each pooled and normalised as
+    /// [`Encoder::forward`] does: `seqs.len() × dim`, row-major.
+    fn embed_group(&self, query: &QueryModel, seqs: &[&[u32]]) -> Option<Vec<f32>> {
+        let hidden = query.forward(seqs)?;
         let dim = self.dim();
-        let mut v = match self.identity.pooling {
-            Pooling::Mean => {
-                let mut sum = vec![0f32; dim];
-                for row in hidden.chunks_exact(dim) {
-                    sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+        let mut out = Vec::with_capacity(seqs.len() * dim);
+        let mut rows = hidden.chunks_exact(dim);
+        for ids in seqs {
+            let mut v = match self.identity.pooling {
+                Pooling::Mean => {
+                    let mut sum = vec![0f32; dim];
+                    for row in rows.by_ref().take(ids.len()) {
+                        sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+                    }
+                    let n = ids.len() as f32;
+                    sum.iter_mut().for_each(|s| *s /= n);
+                    sum
                 }
-                let n = ids.len() as f32;
-                sum.iter_mut().for_each(|s| *s /= n);
-                sum
-            }
-            Pooling::Cls => hidden[..dim].to_vec(),
-        };
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        v.iter_mut().for_each(|x| *x /= norm);
-        Some(v)
+                Pooling::Cls => {
+                    let first = rows.next()?.to_vec();
+                    rows.by_ref().take(ids.len() - 1).for_each(drop);
+                    first
+                }
+            };
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|x| *x /= norm);
+            out.extend(v);
+        }
+        Some(out)
     }
 
     /// candle's model, loaded on first use when the query path made it wait.

@@ -3,6 +3,7 @@
 mod bert;
 mod encoder;
 mod model;
+mod packed;
 mod query;
 
 pub use encoder::{

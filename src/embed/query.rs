@@ -1,5 +1,5 @@
-//! One text through BERT, read straight from the memory-mapped weights (CPU, f32): a
-//! `similar` query, and on the CPU every text of a batch, one per core (`Encoder`).
+//! BERT on the CPU in f32, read straight from the memory-mapped weights: a `similar` query,
+//! and every text of a batch, in unpadded groups of texts, one group per core (`Encoder`).
 //!
 //! A `similar "text"` process embeds a single query of a few tokens. Through candle that
 //! meant copying 44 MB of weights out of the map into tensors on every start (~25 ms), then,
@@ -9,18 +9,26 @@
 //! candle-transformers' BERT layer for layer (same layer norm and softmax, the same exact erf
 //! GELU to 1e-7 with a vectorised erf); only the order of additions differs, so vectors agree
 //! with candle's batches to ~1e-6 (tested, with the sentence-transformers reference queries
-//! as well).
+//! as well). A group's texts run through each matrix product together, as one block of
+//! token rows: from [`PACKED_ROWS`] rows on, the weights are repacked once ([`Packed`]) and
+//! the products are compute-bound rather than weight-bound.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::simd::{dot, gelu, rows_dot};
+use super::packed::Packed;
+use crate::simd::{combine_rows, gelu, rows_dot, softmax};
 
 /// Longest input taken this way: MiniLM's own limit, so every text it can see. Anything
 /// longer (another model) goes to candle.
 pub const MAX_TOKENS: usize = 256;
+
+/// From this many token rows in one forward pass the layer matrices are repacked
+/// ([`Packed`], once, ~0.1 s) and multiplied as such; fewer rows read them in place.
+const PACKED_ROWS: usize = 64;
 
 /// Where a tensor's f32 values lie in the mapped file.
 #[derive(Clone, Copy)]
@@ -53,8 +61,40 @@ struct Layer {
     out_norm: Norm,
 }
 
+/// Buffers of one forward pass, kept per thread: a group's activations run to megabytes,
+/// and allocating them afresh for every layer cost a tenth of the time in page faults.
+#[derive(Default)]
+struct Scratch {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    ctx: Vec<f32>,
+    attn: Vec<f32>,
+    up: Vec<f32>,
+    down: Vec<f32>,
+    /// One head's keys, transposed.
+    keys: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// A layer's six matrices repacked for many rows ([`Packed`]).
+struct PackedLayer {
+    query: Packed,
+    key: Packed,
+    value: Packed,
+    attn_out: Packed,
+    up: Packed,
+    down: Packed,
+}
+
 pub struct QueryModel {
     map: memmap2::Mmap,
+    /// Made on the first pass with [`PACKED_ROWS`] rows; `None` where the CPU cannot.
+    packed: OnceLock<Option<Vec<PackedLayer>>>,
     word: Span,
     position: Span,
     token_type: Span,
@@ -158,6 +198,7 @@ impl QueryModel {
         }
         Some(QueryModel {
             map,
+            packed: OnceLock::new(),
             word,
             position,
             token_type,
@@ -170,86 +211,166 @@ impl QueryModel {
         })
     }
 
-    /// The last hidden states of one token sequence, `ids.len() × hidden`, row-major; `None`
-    /// for a sequence the fast path does not take (empty, too long, an id out of range).
-    pub fn forward(&self, ids: &[u32]) -> Option<Vec<f32>> {
-        let (h, n) = (self.hidden, ids.len());
-        if n == 0 || n > MAX_TOKENS.min(self.positions) {
+    /// Whether [`QueryModel::forward`] takes this token sequence (not empty, not too long,
+    /// every id in the vocabulary).
+    pub fn takes(&self, ids: &[u32]) -> bool {
+        let vocab = self.word.len / self.hidden;
+        !ids.is_empty()
+            && ids.len() <= MAX_TOKENS.min(self.positions)
+            && ids.iter().all(|&id| (id as usize) < vocab)
+    }
+
+    /// The last hidden states of token sequences run together (`Σ len × hidden`, row-major,
+    /// in order): every matrix product takes all their rows at once, attention stays within
+    /// each sequence. `None` if any sequence is not [taken](QueryModel::takes).
+    pub fn forward(&self, seqs: &[&[u32]]) -> Option<Vec<f32>> {
+        if seqs.is_empty() || !seqs.iter().all(|ids| self.takes(ids)) {
             return None;
         }
+        let h = self.hidden;
+        let rows: usize = seqs.iter().map(|ids| ids.len()).sum();
         let (word, position, token_type) = (
             self.f32s(self.word),
             self.f32s(self.position),
             self.f32s(self.token_type),
         );
-        let mut x = Vec::with_capacity(n * h);
-        for (p, &id) in ids.iter().enumerate() {
-            let row = word.get(id as usize * h..(id as usize + 1) * h)?;
-            let pos = &position[p * h..(p + 1) * h];
-            x.extend((0..h).map(|d| row[d] + token_type[d] + pos[d]));
+        let mut x = Vec::with_capacity(rows * h);
+        for ids in seqs {
+            for (p, &id) in ids.iter().enumerate() {
+                let row = &word[id as usize * h..(id as usize + 1) * h];
+                let pos = &position[p * h..(p + 1) * h];
+                x.extend((0..h).map(|d| row[d] + token_type[d] + pos[d]));
+            }
         }
         self.layer_norm(&mut x, &self.norm);
 
-        let d = h / self.heads;
-        let scale = 1.0 / (d as f32).sqrt();
-        let mut scores = vec![0f32; n];
-        for l in &self.layers {
-            let (q, k, v) = (
-                self.dense(&x, &l.query),
-                self.dense(&x, &l.key),
-                self.dense(&x, &l.value),
-            );
-            let mut ctx = vec![0f32; n * h];
-            for head in 0..self.heads {
-                let cols = head * d..(head + 1) * d;
-                for i in 0..n {
-                    let qi = &q[i * h..][cols.clone()];
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        *s = dot(qi, &k[j * h..][cols.clone()]) * scale;
-                    }
-                    softmax(&mut scores);
-                    let out = &mut ctx[i * h..][cols.clone()];
-                    for (j, &p) in scores.iter().enumerate() {
-                        for (o, &vj) in out.iter_mut().zip(&v[j * h..][cols.clone()]) {
-                            *o += p * vj;
-                        }
-                    }
-                }
+        let packed = if rows >= PACKED_ROWS {
+            self.packed.get_or_init(|| self.pack()).as_deref()
+        } else {
+            None
+        };
+        SCRATCH.with_borrow_mut(|s| {
+            for (n, l) in self.layers.iter().enumerate() {
+                self.layer(&mut x, seqs, l, packed.map(|p| &p[n]), s);
             }
-            let attn = self.dense(&ctx, &l.attn_out);
-            x.iter_mut().zip(&attn).for_each(|(a, b)| *a += b);
-            self.layer_norm(&mut x, &l.attn_norm);
-
-            let mut up = self.dense(&x, &l.up);
-            gelu(&mut up);
-            let down = self.dense(&up, &l.down);
-            x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
-            self.layer_norm(&mut x, &l.out_norm);
-        }
+        });
         Some(x)
+    }
+
+    /// One encoder layer over the rows of `seqs`, in place. Compiled twice: for AVX-512
+    /// (chosen at run time) and for the baseline target; everything but the matrix products
+    /// and GELU is plain loops that the compiler vectorises for whichever it is.
+    fn layer(
+        &self,
+        x: &mut [f32],
+        seqs: &[&[u32]],
+        l: &Layer,
+        p: Option<&PackedLayer>,
+        s: &mut Scratch,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.layer_avx512(x, seqs, l, p, s) };
+        }
+        self.layer_body(x, seqs, l, p, s)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn layer_avx512(
+        &self,
+        x: &mut [f32],
+        seqs: &[&[u32]],
+        l: &Layer,
+        p: Option<&PackedLayer>,
+        s: &mut Scratch,
+    ) {
+        self.layer_body(x, seqs, l, p, s)
+    }
+
+    #[inline(always)]
+    fn layer_body(
+        &self,
+        x: &mut [f32],
+        seqs: &[&[u32]],
+        l: &Layer,
+        p: Option<&PackedLayer>,
+        s: &mut Scratch,
+    ) {
+        let h = self.hidden;
+        self.dense(x, &l.query, p.map(|p| &p.query), &mut s.q);
+        self.dense(x, &l.key, p.map(|p| &p.key), &mut s.k);
+        self.dense(x, &l.value, p.map(|p| &p.value), &mut s.v);
+        s.ctx.clear();
+        s.ctx.resize(x.len(), 0.0);
+        let mut start = 0;
+        for ids in seqs {
+            let rows = start * h..(start + ids.len()) * h;
+            attend(
+                [&s.q[rows.clone()], &s.k[rows.clone()], &s.v[rows.clone()]],
+                &mut s.ctx[rows],
+                (h, self.heads),
+                &mut s.keys,
+                &mut s.scores,
+            );
+            start += ids.len();
+        }
+        self.dense(&s.ctx, &l.attn_out, p.map(|p| &p.attn_out), &mut s.attn);
+        x.iter_mut().zip(&s.attn).for_each(|(a, b)| *a += b);
+        self.layer_norm(x, &l.attn_norm);
+
+        self.dense(x, &l.up, p.map(|p| &p.up), &mut s.up);
+        gelu(&mut s.up);
+        self.dense(&s.up, &l.down, p.map(|p| &p.down), &mut s.down);
+        x.iter_mut().zip(&s.down).for_each(|(a, b)| *a += b);
+        self.layer_norm(x, &l.out_norm);
+    }
+
+    fn pack(&self) -> Option<Vec<PackedLayer>> {
+        let pack = |d: &Dense| Packed::pack(self.f32s(d.w), d.out, d.inp);
+        self.layers
+            .iter()
+            .map(|l| {
+                Some(PackedLayer {
+                    query: pack(&l.query)?,
+                    key: pack(&l.key)?,
+                    value: pack(&l.value)?,
+                    attn_out: pack(&l.attn_out)?,
+                    up: pack(&l.up)?,
+                    down: pack(&l.down)?,
+                })
+            })
+            .collect()
     }
 
     fn f32s(&self, s: Span) -> &[f32] {
         bytemuck::cast_slice(&self.map[s.at..s.at + 4 * s.len])
     }
 
-    /// Every weight row is read once, for all token rows at a time.
-    fn dense(&self, x: &[f32], layer: &Dense) -> Vec<f32> {
+    /// `y = x · Wᵀ + b`, into a reused buffer. Every weight row is read once, for all token
+    /// rows at a time.
+    #[inline(always)]
+    fn dense(&self, x: &[f32], layer: &Dense, packed: Option<&Packed>, y: &mut Vec<f32>) {
         let (w, b) = (self.f32s(layer.w), self.f32s(layer.b));
-        let mut y = vec![0f32; x.len() / layer.inp * layer.out];
-        rows_dot(x, w, layer.inp, &mut y);
+        y.clear();
+        y.resize(x.len() / layer.inp * layer.out, 0.0);
+        match packed {
+            Some(m) => m.mul(x, y),
+            None => rows_dot(x, w, layer.inp, y),
+        }
         for row in y.chunks_exact_mut(layer.out) {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
         }
-        y
     }
 
+    #[inline(always)]
     fn layer_norm(&self, x: &mut [f32], norm: &Norm) {
         let (w, b) = (self.f32s(norm.w), self.f32s(norm.b));
         let h = self.hidden as f32;
         for row in x.chunks_exact_mut(self.hidden) {
-            let mean = row.iter().sum::<f32>() / h;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h;
+            let mean = sum_by(row, |v| v) / h;
+            let var = sum_by(row, |v| (v - mean) * (v - mean)) / h;
             let inv = 1.0 / (var + self.eps).sqrt();
             for ((v, &w), &b) in row.iter_mut().zip(w).zip(b) {
                 *v = (*v - mean) * inv * w + b;
@@ -258,14 +379,51 @@ impl QueryModel {
     }
 }
 
-fn softmax(xs: &mut [f32]) {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in xs.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
+/// Self-attention within one sequence: `qkv` and `ctx` hold its rows (`n × hidden`, heads
+/// side by side). Each head's keys are first copied out transposed, so that a query's scores
+/// and its weighted sum of values are both [`combine_rows`]: multiply-adds along rows, none
+/// across lanes (a 32-wide dot product per pair of tokens spent most of its time summing
+/// across lanes).
+#[inline(always)]
+fn attend(
+    [q, k, v]: [&[f32]; 3],
+    ctx: &mut [f32],
+    (h, heads): (usize, usize),
+    keys: &mut Vec<f32>,
+    scores: &mut Vec<f32>,
+) {
+    let n = q.len() / h;
+    let d = h / heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    keys.resize(d * n, 0.0);
+    scores.resize(n, 0.0);
+    for head in 0..heads {
+        let cols = head * d..(head + 1) * d;
+        for (j, row) in k.chunks_exact(h).enumerate() {
+            for (c, &kv) in row[cols.clone()].iter().enumerate() {
+                keys[c * n + j] = kv;
+            }
+        }
+        for (qi, out) in q.chunks_exact(h).zip(ctx.chunks_exact_mut(h)) {
+            combine_rows(&qi[cols.clone()], keys, n, scores);
+            scores.iter_mut().for_each(|s| *s *= scale);
+            softmax(scores);
+            combine_rows(scores, &v[cols.start..], h, &mut out[cols.clone()]);
+        }
     }
-    xs.iter_mut().for_each(|x| *x /= sum);
+}
+
+/// `Σ f(x)` over a slice in 16 interleaved partial sums, which the compiler keeps in one
+/// vector register (a plain `sum()` must add in order, one element at a time).
+#[inline(always)]
+fn sum_by(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for chunk in chunks {
+        acc.iter_mut().zip(chunk).for_each(|(a, &x)| *a += f(x));
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -359,7 +517,7 @@ mod tests {
             (0..40).map(|i| i % 50).collect(),
         ] {
             let n = ids.len();
-            let got = fast.forward(&ids).unwrap();
+            let got = fast.forward(&[&ids]).unwrap();
             let t = Tensor::from_slice(&ids, (1, n), &dev).unwrap();
             let mask = Tensor::ones((1, n), DType::U32, &dev).unwrap();
             let want: Vec<f32> = candle
@@ -377,9 +535,13 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(worst < 1e-4, "{n} tokens: largest difference {worst}");
         }
-        assert!(fast.forward(&[50]).is_none(), "id outside the vocabulary");
+        assert!(
+            fast.forward(&[&[50]]).is_none(),
+            "id outside the vocabulary"
+        );
+        assert!(fast.forward(&[&[]]).is_none());
         assert!(fast.forward(&[]).is_none());
-        assert!(fast.forward(&[1; MAX_TOKENS + 1]).is_none());
+        assert!(fast.forward(&[&[1; MAX_TOKENS + 1]]).is_none());
         let gelu_tanh = Config {
             hidden_act: HiddenAct::GeluApproximate,
             ..config
