@@ -5,8 +5,8 @@
 #     default 20,000 tweets) for steady state;
 #   - per round: tweets/s of each, their ratio; then the median ratio, tokens/s, and our
 #     GFLOP/s as a share of the machine's f32 peak (2 FLOP per multiply-add, 21 MFLOP per
-#     token for MiniLM-L6 at these lengths, peak = cores x clock x 32 f32 FLOP/cycle for
-#     AVX-512 on Zen 4).
+#     token for MiniLM-L6 at these lengths; the peak is measured by examples/fma_peak.rs on
+#     all cores, since CPUs with the same instruction set have one or two FMA units per core).
 # Both sides: all cores (torch.set_num_threads, our default), length-sorted batches of 32,
 # model load excluded, texts embedded verbatim (no tweet cleaning, so both see one string).
 # sentence-transformers and torch come from PyPI into target/bench-venv (first run: a few GB,
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 synth_n=${2:-20000}
-cargo build --release --quiet
+cargo build --release --quiet --bin tweetsim --example fma_peak
 [ -f models/all-MiniLM-L6-v2/model.safetensors ] || scripts/fetch-model.sh
 python=$(scripts/st-venv.sh)
 work=target/bench-embed
@@ -38,8 +38,9 @@ import json, os, re, shlex, statistics, subprocess, sys, time
 rounds, work, synth_n = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 flags = shlex.split(os.environ.get("TWEETSIM_FLAGS", ""))
 cores = os.cpu_count()
-mhz = max(float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz"))
-peak = cores * mhz / 1000 * 32  # GFLOP/s
+peak_line = subprocess.run(["target/release/examples/fma_peak"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+peak = float(peak_line.split()[0])  # GFLOP/s
 
 ST = r'''
 import json, sys, time, torch
@@ -70,7 +71,7 @@ def theirs(path):
         sys.exit(p.stderr)
     return json.loads(p.stdout.strip().splitlines()[-1])
 
-print(f"cores {cores}, clock {mhz:.0f} MHz, f32 peak ~{peak:.0f} GFLOP/s; flags: {' '.join(flags) or '(none)'}")
+print(f"cores {cores}, measured {peak_line}; flags: {' '.join(flags) or '(none)'}")
 for name, path in [("680 reference tweets", f"{work}/ref.jsonl"),
                    (f"{synth_n} synthetic tweets", f"{work}/synth-{synth_n}.jsonl")]:
     n = sum(1 for _ in open(path))
