@@ -72,7 +72,10 @@ mod x86 {
 
     /// Twelve chains as named variables: in an array the compiler spills some to the stack.
     macro_rules! chains {
-        ($fma:ident, $m:expr, $c:expr, $start:expr, $($a:ident),+) => {{
+        ($fma:ident, $m:expr, $c:expr, $start:expr) => {
+            chains!($fma, $m, $c, $start; a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 a10 a11)
+        };
+        ($fma:ident, $m:expr, $c:expr, $start:expr; $($a:ident)+) => {{
             $(let mut $a = $start;)+
             for _ in 0..STEPS {
                 $($a = $fma($a, $m, $c);)+
@@ -84,48 +87,14 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn avx512() -> f32 {
         let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-        let acc = chains!(
-            _mm512_fmadd_ps,
-            m,
-            c,
-            _mm512_set1_ps(1.0),
-            a0,
-            a1,
-            a2,
-            a3,
-            a4,
-            a5,
-            a6,
-            a7,
-            a8,
-            a9,
-            a10,
-            a11
-        );
+        let acc = chains!(_mm512_fmadd_ps, m, c, _mm512_set1_ps(1.0));
         acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn avx2() -> f32 {
         let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-        let acc = chains!(
-            _mm256_fmadd_ps,
-            m,
-            c,
-            _mm256_set1_ps(1.0),
-            a0,
-            a1,
-            a2,
-            a3,
-            a4,
-            a5,
-            a6,
-            a7,
-            a8,
-            a9,
-            a10,
-            a11
-        );
+        let acc = chains!(_mm256_fmadd_ps, m, c, _mm256_set1_ps(1.0));
         let mut out = [0f32; 8];
         acc.iter()
             .map(|&a| {

@@ -250,47 +250,48 @@ impl QueryModel {
             None
         };
         SCRATCH.with_borrow_mut(|s| {
-            for (n, l) in self.layers.iter().enumerate() {
-                self.layer(&mut x, seqs, l, packed.map(|p| &p[n]), s);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { self.layers_avx512(&mut x, seqs, packed, s) };
             }
+            self.layers(&mut x, seqs, packed, s)
         });
         Some(x)
     }
 
-    /// One encoder layer over the rows of `seqs`, in place. Compiled twice: for AVX-512
-    /// (chosen at run time) and for the baseline target; everything but the matrix products
-    /// and GELU is plain loops that the compiler vectorises for whichever it is.
-    fn layer(
-        &self,
-        x: &mut [f32],
-        seqs: &[&[u32]],
-        l: &Layer,
-        p: Option<&PackedLayer>,
-        s: &mut Scratch,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { self.layer_avx512(x, seqs, l, p, s) };
-        }
-        self.layer_body(x, seqs, l, p, s)
-    }
-
+    /// [`QueryModel::layers`] compiled for AVX-512 (chosen at run time): everything in a
+    /// layer but the matrix products and GELU is plain loops, which the compiler vectorises
+    /// for the target it compiles for.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn layer_avx512(
+    unsafe fn layers_avx512(
         &self,
         x: &mut [f32],
         seqs: &[&[u32]],
-        l: &Layer,
-        p: Option<&PackedLayer>,
+        packed: Option<&[PackedLayer]>,
         s: &mut Scratch,
     ) {
-        self.layer_body(x, seqs, l, p, s)
+        self.layers(x, seqs, packed, s)
     }
 
+    /// Every encoder layer over the rows of `seqs`, in place.
     #[inline(always)]
-    fn layer_body(
+    fn layers(
+        &self,
+        x: &mut [f32],
+        seqs: &[&[u32]],
+        packed: Option<&[PackedLayer]>,
+        s: &mut Scratch,
+    ) {
+        for (n, l) in self.layers.iter().enumerate() {
+            self.layer(x, seqs, l, packed.map(|p| &p[n]), s);
+        }
+    }
+
+    /// One encoder layer over the rows of `seqs`, in place.
+    #[inline(always)]
+    fn layer(
         &self,
         x: &mut [f32],
         seqs: &[&[u32]],
