@@ -396,6 +396,7 @@ impl Encoder {
         let mut out = vec![0f32; tokens.len() * dim];
         let (taken, refused): (Vec<usize>, Vec<usize>) =
             (0..tokens.len()).partition(|&i| query.takes(&tokens[i]));
+        query.plan(taken.iter().map(|&i| tokens[i].len()).sum());
         for slice in taken.chunks(SLICE) {
             let mut groups: Vec<&[usize]> = Vec::new();
             let (mut start, mut size) = (0, 0);

@@ -10,8 +10,8 @@
 //! GELU to 1e-7 with a vectorised erf); only the order of additions differs, so vectors agree
 //! with candle's batches to ~1e-6 (tested, with the sentence-transformers reference queries
 //! as well). A group's texts run through each matrix product together, as one block of
-//! token rows: from [`PACKED_ROWS`] rows on, the weights are repacked once ([`Packed`]) and
-//! the products are compute-bound rather than weight-bound.
+//! token rows; for a large batch the weights are repacked once ([`Packed`]) and the products
+//! are compute-bound rather than weight-bound.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -26,8 +26,13 @@ use crate::simd::{combine_rows, gelu, rows_dot, softmax};
 /// longer (another model) goes to candle.
 pub const MAX_TOKENS: usize = 256;
 
-/// From this many token rows in one forward pass the layer matrices are repacked
-/// ([`Packed`], once, ~0.1 s) and multiplied as such; fewer rows read them in place.
+/// Tokens about to be embedded from which the layer matrices are repacked ([`Packed`], once
+/// per process): packing MiniLM-L6 takes ~25 ms, what the packed product saves over ~200
+/// tokens. Above the longest single text ([`MAX_TOKENS`]), so a `similar` query never pays it.
+const PACK_TOKENS: usize = 512;
+
+/// Rows of one forward pass from which the packed matrices are used, once made; a pass with
+/// fewer is bound by reading the weights, which `rows_dot` does in place.
 const PACKED_ROWS: usize = 64;
 
 /// Where a tensor's f32 values lie in the mapped file.
@@ -93,7 +98,7 @@ struct PackedLayer {
 
 pub struct QueryModel {
     map: memmap2::Mmap,
-    /// Made on the first pass with [`PACKED_ROWS`] rows; `None` where the CPU cannot.
+    /// Made by [`QueryModel::plan`] for a large enough batch; `None` where the CPU cannot.
     packed: OnceLock<Option<Vec<PackedLayer>>>,
     word: Span,
     position: Span,
@@ -244,11 +249,11 @@ impl QueryModel {
         }
         self.layer_norm(&mut x, &self.norm);
 
-        let packed = if rows >= PACKED_ROWS {
-            self.packed.get_or_init(|| self.pack()).as_deref()
-        } else {
-            None
-        };
+        let packed = self
+            .packed
+            .get()
+            .and_then(|p| p.as_deref())
+            .filter(|_| rows >= PACKED_ROWS);
         SCRATCH.with_borrow_mut(|s| {
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -326,6 +331,14 @@ impl QueryModel {
         self.dense(&s.up, &l.down, p.map(|p| &p.down), &mut s.down);
         x.iter_mut().zip(&s.down).for_each(|(a, b)| *a += b);
         self.layer_norm(x, &l.out_norm);
+    }
+
+    /// Told that `tokens` tokens are about to be embedded: repacks the layer matrices for
+    /// many-row products (once) if that is enough tokens to repay it.
+    pub fn plan(&self, tokens: usize) {
+        if tokens >= PACK_TOKENS {
+            self.packed.get_or_init(|| self.pack());
+        }
     }
 
     fn pack(&self) -> Option<Vec<PackedLayer>> {
@@ -536,6 +549,37 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(worst < 1e-4, "{n} tokens: largest difference {worst}");
         }
+        // Texts run together, through the repacked matrices: each as if run alone.
+        let seqs: Vec<Vec<u32>> = vec![
+            (0..30).map(|i| i % 50).collect(),
+            vec![5, 9, 2],
+            (0..40).map(|i| (i * 7) % 50).collect(),
+        ];
+        let alone: Vec<f32> = seqs
+            .iter()
+            .flat_map(|s| fast.forward(&[s]).unwrap())
+            .collect();
+        fast.plan(PACK_TOKENS);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            assert!(
+                matches!(fast.packed.get(), Some(Some(_))),
+                "packed on this CPU"
+            );
+        }
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let together = fast.forward(&refs).unwrap();
+        assert_eq!(together.len(), alone.len());
+        let worst = together
+            .iter()
+            .zip(&alone)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "together vs alone: largest difference {worst}"
+        );
+
         assert!(
             fast.forward(&[&[50]]).is_none(),
             "id outside the vocabulary"
