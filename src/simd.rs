@@ -300,25 +300,60 @@ mod kernels {
         _mm512_maskz_mov_ps(live, _mm512_scalef_ps(e, k))
     }
 
-    /// 16 columns at a time (the last ones masked), each in one register over all rows.
+    /// Up to 64 columns at a time (4 registers, the last ones masked), each over all rows in
+    /// two sums, even and odd rows: one chain of FMAs per register waited on the previous
+    /// FMA's result at every row (attention's rows are short, so these chains were the cost).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn combine_rows_avx512(a: &[f32], b: &[f32], stride: usize, y: &mut [f32]) {
-        let (pb, py) = (b.as_ptr(), y.as_mut_ptr());
         let mut c = 0;
         while c < y.len() {
-            let left = y.len() - c;
-            let mask: __mmask16 = if left >= 16 {
-                0xffff
-            } else {
-                (1u16 << left) - 1
-            };
-            let mut acc = _mm512_setzero_ps();
-            for (r, &w) in a.iter().enumerate() {
-                let v = _mm512_maskz_loadu_ps(mask, pb.add(r * stride + c));
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(w), v, acc);
+            let block = c..(c + 64).min(y.len());
+            match block.len().div_ceil(16) {
+                4 => combine_block::<4>(a, b, stride, y, block),
+                3 => combine_block::<3>(a, b, stride, y, block),
+                2 => combine_block::<2>(a, b, stride, y, block),
+                _ => combine_block::<1>(a, b, stride, y, block),
             }
-            _mm512_mask_storeu_ps(py.add(c), mask, acc);
-            c += 16;
+            c += 64;
+        }
+    }
+
+    /// Columns `cols` (at most `16 · C`) of [`super::combine_rows`].
+    #[target_feature(enable = "avx512f")]
+    unsafe fn combine_block<const C: usize>(
+        a: &[f32],
+        b: &[f32],
+        stride: usize,
+        y: &mut [f32],
+        cols: std::ops::Range<usize>,
+    ) {
+        let (pb, py) = (b.as_ptr(), y.as_mut_ptr());
+        let masks: [__mmask16; C] = std::array::from_fn(|j| {
+            let left = cols.len().saturating_sub(16 * j).min(16);
+            ((1u32 << left) - 1) as __mmask16
+        });
+        let row = |r: usize, j: usize| {
+            _mm512_maskz_loadu_ps(masks[j], pb.add(r * stride + cols.start + 16 * j))
+        };
+        let mut even = [_mm512_setzero_ps(); C];
+        let mut odd = [_mm512_setzero_ps(); C];
+        let mut pairs = a.chunks_exact(2);
+        for (r, pair) in pairs.by_ref().enumerate() {
+            let (w0, w1) = (_mm512_set1_ps(pair[0]), _mm512_set1_ps(pair[1]));
+            for j in 0..C {
+                even[j] = _mm512_fmadd_ps(w0, row(2 * r, j), even[j]);
+                odd[j] = _mm512_fmadd_ps(w1, row(2 * r + 1, j), odd[j]);
+            }
+        }
+        if let [w] = pairs.remainder() {
+            let w = _mm512_set1_ps(*w);
+            for (j, e) in even.iter_mut().enumerate() {
+                *e = _mm512_fmadd_ps(w, row(a.len() - 1, j), *e);
+            }
+        }
+        for j in 0..C {
+            let sum = _mm512_add_ps(even[j], odd[j]);
+            _mm512_mask_storeu_ps(py.add(cols.start + 16 * j), masks[j], sum);
         }
     }
 
@@ -550,6 +585,8 @@ mod tests {
             (47, 47, 47),
             (5, 384, 32),
             (0, 8, 8),
+            (2, 128, 100),
+            (6, 200, 64),
         ] {
             let a: Vec<f32> = (0..rows).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..rows.max(1) * stride)
