@@ -17,11 +17,14 @@ const LANES: usize = 16;
 #[repr(C, align(64))]
 struct Line([f32; LANES]);
 
-/// A weight matrix `out × inp` (row-major, as checkpoints store it), packed for [`Packed::mul`].
+/// A dense layer `y = x · Wᵀ + b`, `W` being `out × inp` (row-major, as checkpoints store
+/// it), packed for [`Packed::mul`].
 pub struct Packed {
     /// Block `b` of 16 columns holds, for each input position `k`, the 16 values
     /// `w[16b + l][k]`.
     cols: Vec<Line>,
+    /// `b`: the sums start from it.
+    bias: Vec<f32>,
     out: usize,
     inp: usize,
 }
@@ -29,12 +32,17 @@ pub struct Packed {
 impl Packed {
     /// `None` where the CPU lacks AVX-512F or `out` is not a multiple of 16; callers keep
     /// [`crate::simd::rows_dot`].
-    pub fn pack(w: &[f32], out: usize, inp: usize) -> Option<Packed> {
+    pub fn pack(w: &[f32], bias: &[f32], out: usize, inp: usize) -> Option<Packed> {
         #[cfg(target_arch = "x86_64")]
         let simd = std::arch::is_x86_feature_detected!("avx512f");
         #[cfg(not(target_arch = "x86_64"))]
         let simd = false;
-        if !simd || !out.is_multiple_of(LANES) || inp == 0 || w.len() != out * inp {
+        if !simd
+            || !out.is_multiple_of(LANES)
+            || inp == 0
+            || w.len() != out * inp
+            || bias.len() != out
+        {
             return None;
         }
         let mut cols = Vec::with_capacity(out / LANES * inp);
@@ -43,10 +51,15 @@ impl Packed {
                 cols.push(Line(std::array::from_fn(|l| block[l * inp + k])));
             }
         }
-        Some(Packed { cols, out, inp })
+        Some(Packed {
+            cols,
+            bias: bias.to_vec(),
+            out,
+            inp,
+        })
     }
 
-    /// `y[t · out + o] = x[t] · w[o]` for every token row `t` of `x`.
+    /// `y[t · out + o] = x[t] · w[o] + b[o]` for every token row `t` of `x`.
     pub fn mul(&self, x: &[f32], y: &mut [f32]) {
         assert!(
             x.len().is_multiple_of(self.inp),
@@ -104,6 +117,7 @@ mod kernels {
                         out,
                         depth,
                         first,
+                        bias: m.bias.as_ptr().add(b * LANES),
                     };
                     match (rows, cols) {
                         (6, 4) => block::<6, 4>(xt, w, yt, at),
@@ -116,6 +130,10 @@ mod kernels {
                             for i in 0..r {
                                 for j in 0..c {
                                     let (xi, wj) = (xt.add(i * inp), w.add(j * inp * LANES));
+                                    let at = Block {
+                                        bias: at.bias.add(j * LANES),
+                                        ..at
+                                    };
                                     block::<1, 1>(xi, wj, yt.add(i * out + j * LANES), at);
                                 }
                             }
@@ -141,8 +159,10 @@ mod kernels {
         out: usize,
         /// Inputs summed in this pass.
         depth: usize,
-        /// The first pass writes `y`; later ones add to it.
+        /// The first pass starts from the bias and writes `y`; later ones add to it.
         first: bool,
+        /// The bias of the first column block.
+        bias: *const f32,
     }
 
     /// `R` token rows against `C` consecutive column blocks, over `depth` inputs.
@@ -158,13 +178,16 @@ mod kernels {
             out,
             depth,
             first,
+            bias,
         } = at;
         let mut acc = [[_mm512_setzero_ps(); C]; R];
-        if !first {
-            for (i, row) in acc.iter_mut().enumerate() {
-                for (j, a) in row.iter_mut().enumerate() {
-                    *a = _mm512_loadu_ps(y.add(i * out + j * LANES));
-                }
+        for (i, row) in acc.iter_mut().enumerate() {
+            for (j, a) in row.iter_mut().enumerate() {
+                *a = if first {
+                    _mm512_loadu_ps(bias.add(j * LANES))
+                } else {
+                    _mm512_loadu_ps(y.add(i * out + j * LANES))
+                };
             }
         }
         for k in 0..depth {
@@ -211,7 +234,8 @@ mod tests {
         ] {
             let w: Vec<f32> = (0..out * inp).map(|_| next()).collect();
             let x: Vec<f32> = (0..n * inp).map(|_| next() * 3.0).collect();
-            let Some(m) = Packed::pack(&w, out, inp) else {
+            let bias: Vec<f32> = (0..out).map(|o| o as f32 * 0.01).collect();
+            let Some(m) = Packed::pack(&w, &bias, out, inp) else {
                 eprintln!("skipped: this CPU has no AVX-512F");
                 return;
             };
@@ -221,7 +245,8 @@ mod tests {
                 for o in 0..out {
                     let want: f64 = (0..inp)
                         .map(|k| f64::from(x[t * inp + k]) * f64::from(w[o * inp + k]))
-                        .sum();
+                        .sum::<f64>()
+                        + f64::from(bias[o]);
                     let got = f64::from(y[t * out + o]);
                     assert!(
                         (got - want).abs() < 1e-4 * (1.0 + want.abs()),
@@ -231,7 +256,7 @@ mod tests {
             }
         }
         assert!(
-            Packed::pack(&[0.0; 8 * 32], 8, 32).is_none(),
+            Packed::pack(&[0.0; 8 * 32], &[0.0; 8], 8, 32).is_none(),
             "8 columns do not pack"
         );
     }

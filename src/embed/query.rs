@@ -342,7 +342,7 @@ impl QueryModel {
     }
 
     fn pack(&self) -> Option<Vec<PackedLayer>> {
-        let pack = |d: &Dense| Packed::pack(self.f32s(d.w), d.out, d.inp);
+        let pack = |d: &Dense| Packed::pack(self.f32s(d.w), self.f32s(d.b), d.out, d.inp);
         self.layers
             .iter()
             .map(|l| {
@@ -371,10 +371,12 @@ impl QueryModel {
         y.resize(x.len() / layer.inp * layer.out, 0.0);
         match packed {
             Some(m) => m.mul(x, y),
-            None => rows_dot(x, w, layer.inp, y),
-        }
-        for row in y.chunks_exact_mut(layer.out) {
-            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            None => {
+                rows_dot(x, w, layer.inp, y);
+                for row in y.chunks_exact_mut(layer.out) {
+                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                }
+            }
         }
     }
 
