@@ -165,6 +165,15 @@ pub fn is_stop_word(w: &str) -> bool {
 
 /// Content words of a text, in order; `None` marks a removed token (it breaks bigrams).
 pub fn tokens(text: &str) -> Vec<Option<String>> {
+    words(text)
+        .into_iter()
+        .map(|w| w.and_then(|(w, content)| content.then_some(w)))
+        .collect()
+}
+
+/// Every word of a text, in order and lower-cased, with whether it is a content word; `None`
+/// marks a URL, @mention or HTML entity.
+pub fn words(text: &str) -> Vec<Option<(String, bool)>> {
     let mut out = Vec::new();
     for raw in text.split_whitespace() {
         let lower = raw.to_lowercase();
@@ -183,14 +192,14 @@ pub fn tokens(text: &str) -> Vec<Option<String>> {
             if w.is_empty() {
                 continue;
             }
-            let keep = w.chars().count() >= 2
+            let content = w.chars().count() >= 2
                 && w.chars().next().is_some_and(char::is_alphabetic)
                 && w.chars().any(char::is_alphabetic)
                 && !stop_words().contains(w)
                 && w.chars()
                     .all(|c| c.is_alphanumeric() || c == '-' || c == '\'')
                 && !w.contains('\'');
-            out.push(keep.then(|| w.to_string()));
+            out.push(Some((w.to_string(), content)));
         }
     }
     out

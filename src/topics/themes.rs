@@ -4,19 +4,25 @@
 //! A bare name is a weak query for a small model (MiniLM has no idea that "LLM" and "GPT" go
 //! together), so each theme is grounded in the corpus before tweets are scored:
 //!
-//! 1. **Terms.** The theme's words and seed words, plus the corpus terms (unigrams and bigrams
-//!    in at least 3 tweets) whose embedding is closest to the theme's (cosine ≥ 0.6, at most 8):
-//!    "teaching" brings in "lecture", "image generation" brings in "images".
-//! 2. **Centroid.** Tweets containing any term are the theme's seed tweets; the theme vector is
-//!    their mean plus half the embedded theme text, normalised.
-//! 3. **Scores.** Cosine to the theme vector, plus 0.1 when the tweet contains a term;
+//! 1. **Queries.** The theme's name (with its description) and, when the name is an acronym
+//!    the corpus spells out ("llm" → "large language models"), that phrase.
+//! 2. **Terms.** The theme's words, seed words and spelled-out acronym, plus the corpus terms
+//!    (unigrams and bigrams in at least 3 tweets) nearest its queries (cosine ≥ 0.6, at most 8):
+//!    "teaching" brings in "lecture". A term grounds only the theme it is nearest to, and a word
+//!    mostly used inside a compound foreign to the theme is skipped ("learning" stands in "deep
+//!    learning" here, not in teaching).
+//! 3. **Centroid.** Tweets containing any term are the theme's seed tweets; the theme vector is
+//!    their mean plus half the theme's query vector, normalised.
+//! 4. **Scores.** Cosine to the theme vector, plus 0.1 when the tweet contains a term;
 //!    standardised per theme (z-scores, so themes with different spreads compare), then
 //!    smoothed with the tweet's 5 nearest neighbours (0.7 own + 0.3 neighbours).
-//! 4. **Assignment.** The best theme when its z-score is at least 1.0, else "other".
+//! 5. **Assignment.** The best theme when its z-score is at least 1.0 and at least 0.5 above the
+//!    runner-up's, else "other": a tweet that fits two themes about equally is not clearly
+//!    about either.
 //!
 //! Deterministic: no sampling; neighbour queries are combined in row order.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -95,36 +101,22 @@ fn check(themes: Vec<Theme>, source: &str) -> Result<Vec<Theme>> {
     }
     Ok(themes)
 }
-
 const MIN_TERM_TWEETS: usize = 3;
 const EXPANSION_MIN_COSINE: f32 = 0.6;
 const MAX_EXPANSIONS: usize = 8;
+const ACRONYM_MAX_LETTERS: usize = 5;
+const ACRONYM_MIN_TWEETS: usize = 2;
+const COMPOUND_SHARE: f32 = 0.5;
 const NAME_WEIGHT: f32 = 0.5;
 const TERM_BONUS: f32 = 0.1;
 const NEIGHBORS: usize = 5;
 const SMOOTHING: f32 = 0.3;
 const MIN_Z: f32 = 1.0;
-
-/// The terms of one tweet: unigrams and bigrams of its content words.
-fn tweet_terms(text: &str) -> BTreeSet<String> {
-    let toks = keywords::tokens(text);
-    let mut out: BTreeSet<String> = toks.iter().flatten().cloned().collect();
-    for pair in toks.windows(2) {
-        if let [Some(a), Some(b)] = pair {
-            out.insert(format!("{a} {b}"));
-        }
-    }
-    out
-}
-
-/// A seed or name as a term: its content words, space-joined ("Image-Generation!" → "image-generation").
-fn as_term(s: &str) -> Option<String> {
-    let words: Vec<String> = keywords::tokens(s).into_iter().flatten().collect();
-    (!words.is_empty()).then(|| words.join(" "))
-}
+const MIN_MARGIN: f32 = 0.5;
 
 /// Assigns every tweet of `store` to one of `themes` or to none. The result has one topic per
-/// theme, in the order given (a theme may be empty), and no hierarchy.
+/// theme, in the order given (a theme may be empty), and no hierarchy; beside it, the terms
+/// each theme was grounded in.
 pub fn assign(
     store: &Store,
     encoder: &Encoder,
@@ -133,134 +125,39 @@ pub fn assign(
     store.check_model(encoder.identity())?;
     let tweets = store.tweets()?;
     let n = tweets.len();
-    let terms_of: Vec<BTreeSet<String>> = tweets.iter().map(|t| tweet_terms(&t.text)).collect();
-
-    // Corpus vocabulary, embedded once for all themes.
-    let mut df: std::collections::BTreeMap<&str, usize> = Default::default();
-    for terms in &terms_of {
-        for t in terms {
-            *df.entry(t.as_str()).or_default() += 1;
-        }
-    }
-    let vocab: Vec<&str> = df
-        .iter()
-        .filter(|(_, &c)| c >= MIN_TERM_TWEETS)
-        .map(|(t, _)| *t)
-        .collect();
-    let vocab_vecs = encoder.embed(&vocab)?;
+    let all_words: Vec<Vec<Option<(String, bool)>>> =
+        tweets.iter().map(|t| keywords::words(&t.text)).collect();
+    let words: Vec<Words> = all_words.iter().map(|w| Words::new(w)).collect();
     let dim = store.dim();
-
-    let theme_texts: Vec<String> = themes
+    let vocab = Vocab::embed(&words, encoder, dim)?;
+    let spelled: Vec<Option<String>> = themes
         .iter()
-        .map(|t| match &t.description {
-            Some(d) => format!("{}: {d}", t.name),
-            None => t.name.clone(),
-        })
+        .map(|t| spelled_out(&t.name, &all_words))
         .collect();
-    let theme_refs: Vec<&str> = theme_texts.iter().map(String::as_str).collect();
-    let theme_vecs = encoder.embed(&theme_refs)?;
+    let queries = Queries::embed(themes, &spelled, encoder, dim)?;
+    let affinity = vocab.affinity(&queries);
 
     let mut scores = vec![vec![0f32; themes.len()]; n];
     let mut used_terms = Vec::with_capacity(themes.len());
     let mut centroids = Vec::with_capacity(themes.len());
     for (k, theme) in themes.iter().enumerate() {
-        let q = &theme_vecs[k * dim..(k + 1) * dim];
-        // 1. Terms: the theme's own words and seeds, then the nearest corpus terms.
-        let mut terms: Vec<String> = Vec::new();
-        let own =
-            std::iter::once(theme.name.as_str()).chain(theme.seeds.iter().map(String::as_str));
-        for t in own.filter_map(as_term) {
-            if !terms.contains(&t) {
-                terms.push(t);
-            }
-        }
-        let mut near: Vec<(f32, usize)> = vocab_vecs
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(i, v)| (dot(q, v), i))
-            .filter(|&(s, _)| s >= EXPANSION_MIN_COSINE)
-            .collect();
-        near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (_, i) in near.into_iter().take(MAX_EXPANSIONS) {
-            let t = vocab[i].to_string();
-            if !terms.contains(&t) {
-                terms.push(t);
-            }
-        }
-        // 2. Centroid from the tweets that use the terms.
-        let has_term: Vec<bool> = terms_of
+        let terms = ground(theme, spelled[k].as_deref(), k, &vocab, &affinity, &words);
+        let has_term: Vec<bool> = words
             .iter()
-            .map(|ts| terms.iter().any(|t| ts.contains(t)))
+            .map(|w| terms.iter().any(|t| w.contains(t)))
             .collect();
-        let mut c: Vec<f32> = q.iter().map(|x| x * NAME_WEIGHT).collect();
-        let seeds: Vec<usize> = (0..n).filter(|&r| has_term[r]).collect();
-        if !seeds.is_empty() {
-            let w = 1.0 / seeds.len() as f32;
-            for &r in &seeds {
-                for (a, b) in c.iter_mut().zip(store.vector(r)) {
-                    *a += w * b;
-                }
-            }
-        }
-        let c = normalized(c);
-        // 3. Raw scores, standardised per theme.
-        let raw: Vec<f32> = (0..n)
-            .map(|r| dot(store.vector(r), &c) + if has_term[r] { TERM_BONUS } else { 0.0 })
-            .collect();
-        let mean = raw.iter().sum::<f32>() / n as f32;
-        let sd = (raw.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n as f32)
-            .sqrt()
-            .max(1e-6);
-        for r in 0..n {
-            scores[r][k] = (raw[r] - mean) / sd;
+        let centroid = centroid(store, &queries.of_theme(k), &has_term);
+        for (r, z) in z_scores(store, &centroid, &has_term)
+            .into_iter()
+            .enumerate()
+        {
+            scores[r][k] = z;
         }
         used_terms.push(terms);
-        centroids.push(c);
+        centroids.push(centroid);
     }
-    // Smoothing over each tweet's nearest neighbours.
-    let all = RowSet::new(n, |_| true);
-    let neighbors: Vec<Vec<usize>> = (0..n)
-        .into_par_iter()
-        .map(|r| {
-            store
-                .neighbors(r, NEIGHBORS, &all)
-                .into_iter()
-                .map(|h| h.row)
-                .collect()
-        })
-        .collect();
-    let smoothed: Vec<Vec<f32>> = (0..n)
-        .map(|r| {
-            (0..themes.len())
-                .map(|k| {
-                    let nb = &neighbors[r];
-                    let mean = if nb.is_empty() {
-                        scores[r][k]
-                    } else {
-                        nb.iter().map(|&j| scores[j][k]).sum::<f32>() / nb.len() as f32
-                    };
-                    (1.0 - SMOOTHING) * scores[r][k] + SMOOTHING * mean
-                })
-                .collect()
-        })
-        .collect();
+    let (assignment, confidence) = decide(&smooth(store, &scores));
 
-    // 4. Best theme if clearly above the crowd.
-    let mut assignment = vec![None; n];
-    let mut confidence = vec![0f32; n];
-    for r in 0..n {
-        let (k, z) = smoothed[r]
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f32::MIN),
-                |best, (k, &z)| if z > best.1 { (k, z) } else { best },
-            );
-        if z >= MIN_Z {
-            assignment[r] = Some(k);
-            confidence[r] = z;
-        }
-    }
     let member_texts: Vec<Vec<&str>> = (0..themes.len())
         .map(|k| {
             (0..n)
@@ -300,6 +197,351 @@ pub fn assign(
         },
         used_terms,
     ))
+}
+
+/// One tweet's content words as the term matcher sees them.
+struct Words {
+    /// Unigrams and bigrams of adjacent content words.
+    terms: BTreeSet<String>,
+    /// The content words joined by spaces, "|" where a dropped word stood, padded with spaces:
+    /// a term of three words or more (a seed, a spelled-out acronym) is in the tweet when
+    /// `" term "` is in this line.
+    line: String,
+}
+
+impl Words {
+    fn new(all_words: &[Option<(String, bool)>]) -> Self {
+        let tokens: Vec<Option<&str>> = all_words
+            .iter()
+            .map(|w| {
+                w.as_ref()
+                    .and_then(|(w, content)| content.then_some(w.as_str()))
+            })
+            .collect();
+        let mut terms: BTreeSet<String> = tokens.iter().flatten().map(|w| w.to_string()).collect();
+        for pair in tokens.windows(2) {
+            if let [Some(a), Some(b)] = pair {
+                terms.insert(format!("{a} {b}"));
+            }
+        }
+        let line: Vec<&str> = tokens.iter().map(|t| t.unwrap_or("|")).collect();
+        Words {
+            terms,
+            line: format!(" {} ", line.join(" ")),
+        }
+    }
+
+    fn contains(&self, term: &str) -> bool {
+        self.terms.contains(term) || self.line.contains(&format!(" {term} "))
+    }
+}
+
+/// The corpus terms (in at least `MIN_TERM_TWEETS` tweets), embedded once for all themes.
+struct Vocab<'a> {
+    terms: Vec<&'a str>,
+    index: BTreeMap<&'a str, usize>,
+    vecs: Vec<f32>,
+    dim: usize,
+}
+
+impl<'a> Vocab<'a> {
+    fn embed(words: &'a [Words], encoder: &Encoder, dim: usize) -> Result<Self> {
+        let mut df: BTreeMap<&str, usize> = BTreeMap::new();
+        for w in words {
+            for t in &w.terms {
+                *df.entry(t.as_str()).or_default() += 1;
+            }
+        }
+        let terms: Vec<&str> = df
+            .into_iter()
+            .filter(|&(_, c)| c >= MIN_TERM_TWEETS)
+            .map(|(t, _)| t)
+            .collect();
+        let vecs = encoder.embed(&terms)?;
+        Ok(Vocab {
+            index: terms.iter().enumerate().map(|(i, t)| (*t, i)).collect(),
+            dim,
+            terms,
+            vecs,
+        })
+    }
+
+    /// For each term, its cosine to each theme: to the nearest of the theme's queries.
+    fn affinity(&self, queries: &Queries) -> Vec<Vec<f32>> {
+        self.vecs
+            .chunks_exact(self.dim)
+            .map(|v| {
+                (0..queries.themes())
+                    .map(|k| {
+                        queries
+                            .vectors(k)
+                            .map(|q| dot(q, v))
+                            .fold(f32::MIN, f32::max)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// What each theme is looked for by: its name (with its description), and the spelled-out
+/// acronym when the corpus has one.
+struct Queries {
+    vecs: Vec<f32>,
+    dim: usize,
+    /// Rows of `vecs` per theme.
+    of: Vec<Vec<usize>>,
+}
+
+impl Queries {
+    fn embed(
+        themes: &[Theme],
+        spelled: &[Option<String>],
+        encoder: &Encoder,
+        dim: usize,
+    ) -> Result<Self> {
+        let mut texts: Vec<String> = Vec::new();
+        let mut of = Vec::with_capacity(themes.len());
+        for (theme, phrase) in themes.iter().zip(spelled) {
+            let mut rows = vec![texts.len()];
+            texts.push(match &theme.description {
+                Some(d) => format!("{}: {d}", theme.name),
+                None => theme.name.clone(),
+            });
+            if let Some(p) = phrase {
+                rows.push(texts.len());
+                texts.push(p.clone());
+            }
+            of.push(rows);
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vecs = encoder.embed(&refs)?;
+        Ok(Queries { vecs, dim, of })
+    }
+
+    fn themes(&self) -> usize {
+        self.of.len()
+    }
+
+    fn vectors(&self, k: usize) -> impl Iterator<Item = &[f32]> + '_ {
+        self.of[k]
+            .iter()
+            .map(|&i| &self.vecs[i * self.dim..(i + 1) * self.dim])
+    }
+
+    /// The theme's single query vector: its queries' mean, normalised.
+    fn of_theme(&self, k: usize) -> Vec<f32> {
+        let mut sum = vec![0f32; self.dim];
+        for q in self.vectors(k) {
+            sum.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+        }
+        normalized(sum)
+    }
+}
+
+/// The phrase the corpus spells an acronym out with ("llm" or "LLMs" → "large language
+/// models"): the most frequent run of words whose initials are the name's letters, mostly
+/// content words, in at least two tweets. MiniLM does not know most acronyms, but it knows the
+/// words.
+fn spelled_out(name: &str, words: &[Vec<Option<(String, bool)>>]) -> Option<String> {
+    let lower = name.trim().to_lowercase();
+    let letters = match lower.strip_suffix('s') {
+        Some(stem) if stem.len() >= 2 => stem,
+        _ => lower.as_str(),
+    };
+    let initials: Vec<char> = letters.chars().collect();
+    if !(2..=ACRONYM_MAX_LETTERS).contains(&initials.len())
+        || !initials.iter().all(char::is_ascii_alphabetic)
+    {
+        return None;
+    }
+    let mut tweets_with: BTreeMap<String, usize> = BTreeMap::new();
+    for tweet in words {
+        let mut seen = BTreeSet::new();
+        for run in tweet.windows(initials.len()) {
+            let Some(run) = run.iter().map(Option::as_ref).collect::<Option<Vec<_>>>() else {
+                continue;
+            };
+            let spells = run
+                .iter()
+                .zip(&initials)
+                .all(|((w, _), &c)| w.starts_with(c));
+            let content = run.iter().filter(|(_, content)| *content).count();
+            let is_itself = run.iter().any(|(w, _)| w.trim_end_matches('s') == letters);
+            if spells && 2 * content > run.len() && !is_itself {
+                let phrase: Vec<&str> = run.iter().map(|(w, _)| w.as_str()).collect();
+                seen.insert(phrase.join(" "));
+            }
+        }
+        for phrase in seen {
+            *tweets_with.entry(phrase).or_default() += 1;
+        }
+    }
+    // Most tweets first; on a tie, the phrase first in sort order.
+    let mut best: Option<(String, usize)> = None;
+    for (phrase, count) in tweets_with {
+        if count >= ACRONYM_MIN_TWEETS && best.as_ref().is_none_or(|b| count > b.1) {
+            best = Some((phrase, count));
+        }
+    }
+    best.map(|(p, _)| p)
+}
+
+/// Theme `k`'s terms: its own words, its spelled-out acronym and seeds, then the corpus terms
+/// nearest to it that are nearer to it than to any other theme.
+fn ground(
+    theme: &Theme,
+    spelled: Option<&str>,
+    k: usize,
+    vocab: &Vocab,
+    affinity: &[Vec<f32>],
+    words: &[Words],
+) -> Vec<String> {
+    let mut terms: Vec<String> = Vec::new();
+    let own = std::iter::once(theme.name.as_str())
+        .chain(spelled)
+        .chain(theme.seeds.iter().map(String::as_str));
+    for t in own.filter_map(as_term) {
+        if !terms.contains(&t) {
+            terms.push(t);
+        }
+    }
+    let mut near: Vec<usize> = (0..vocab.terms.len())
+        .filter(|&i| affinity[i][k] >= EXPANSION_MIN_COSINE && argmax(&affinity[i]).0 == k)
+        .collect();
+    near.sort_by(|&a, &b| affinity[b][k].total_cmp(&affinity[a][k]).then(a.cmp(&b)));
+    let foreign = |t: &str| {
+        vocab
+            .index
+            .get(t)
+            .is_some_and(|&i| affinity[i][k] < EXPANSION_MIN_COSINE)
+    };
+    let mut expansions = 0;
+    for t in near.into_iter().map(|i| vocab.terms[i]) {
+        if expansions == MAX_EXPANSIONS {
+            break;
+        }
+        if terms.iter().any(|u| u == t) || in_foreign_compound(t, words, foreign) {
+            continue;
+        }
+        terms.push(t.to_string());
+        expansions += 1;
+    }
+    terms
+}
+
+/// A seed or name as a term: its content words, space-joined ("Image-Generation!" → "image-generation").
+fn as_term(s: &str) -> Option<String> {
+    let words: Vec<String> = keywords::tokens(s).into_iter().flatten().collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// Whether most tweets using the single word `word` use it inside a bigram that `foreign`
+/// rejects: "learning" reads like "teaching", but in an AI corpus it mostly stands in "deep
+/// learning".
+fn in_foreign_compound(word: &str, words: &[Words], foreign: impl Fn(&str) -> bool) -> bool {
+    if word.contains(' ') {
+        return false;
+    }
+    let (mut using, mut inside) = (0usize, 0usize);
+    for w in words.iter().filter(|w| w.terms.contains(word)) {
+        using += 1;
+        let in_compound = w.terms.iter().any(|t| {
+            t.split_once(' ')
+                .is_some_and(|(a, b)| (a == word || b == word) && foreign(t))
+        });
+        inside += usize::from(in_compound);
+    }
+    inside as f32 > COMPOUND_SHARE * using as f32
+}
+
+/// The theme vector: the mean of the seed tweets plus half the theme's query, normalised.
+fn centroid(store: &Store, query: &[f32], seed: &[bool]) -> Vec<f32> {
+    let mut c: Vec<f32> = query.iter().map(|x| x * NAME_WEIGHT).collect();
+    let seeds: Vec<usize> = (0..seed.len()).filter(|&r| seed[r]).collect();
+    if !seeds.is_empty() {
+        let w = 1.0 / seeds.len() as f32;
+        for &r in &seeds {
+            for (a, b) in c.iter_mut().zip(store.vector(r)) {
+                *a += w * b;
+            }
+        }
+    }
+    normalized(c)
+}
+
+/// Each tweet's cosine to the theme vector (plus the term bonus), standardised over the corpus.
+fn z_scores(store: &Store, centroid: &[f32], has_term: &[bool]) -> Vec<f32> {
+    let n = has_term.len();
+    let raw: Vec<f32> = (0..n)
+        .map(|r| dot(store.vector(r), centroid) + if has_term[r] { TERM_BONUS } else { 0.0 })
+        .collect();
+    let mean = raw.iter().sum::<f32>() / n as f32;
+    let sd = (raw.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n as f32)
+        .sqrt()
+        .max(1e-6);
+    raw.iter().map(|x| (x - mean) / sd).collect()
+}
+
+/// Each tweet's scores, 0.7 its own and 0.3 the mean of its nearest neighbours'.
+fn smooth(store: &Store, scores: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let n = scores.len();
+    let all = RowSet::new(n, |_| true);
+    let neighbors: Vec<Vec<usize>> = (0..n)
+        .into_par_iter()
+        .map(|r| {
+            store
+                .neighbors(r, NEIGHBORS, &all)
+                .into_iter()
+                .map(|h| h.row)
+                .collect()
+        })
+        .collect();
+    (0..n)
+        .map(|r| {
+            let nb = &neighbors[r];
+            (0..scores[r].len())
+                .map(|k| {
+                    let mean = if nb.is_empty() {
+                        scores[r][k]
+                    } else {
+                        nb.iter().map(|&j| scores[j][k]).sum::<f32>() / nb.len() as f32
+                    };
+                    (1.0 - SMOOTHING) * scores[r][k] + SMOOTHING * mean
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Each tweet's theme and confidence (its z-score): the best theme when it is above the crowd
+/// and clearly ahead of the runner-up.
+fn decide(smoothed: &[Vec<f32>]) -> (Vec<Option<usize>>, Vec<f32>) {
+    smoothed
+        .iter()
+        .map(|z| {
+            let (k, best) = argmax(z);
+            let runner_up = z
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != k)
+                .map(|(_, &x)| x)
+                .fold(f32::NEG_INFINITY, f32::max);
+            if best >= MIN_Z && best - runner_up >= MIN_MARGIN {
+                (Some(k), best)
+            } else {
+                (None, 0.0)
+            }
+        })
+        .unzip()
+}
+
+/// Index and value of the largest element (ties: the first).
+fn argmax(xs: &[f32]) -> (usize, f32) {
+    xs.iter().enumerate().fold(
+        (0, f32::MIN),
+        |best, (i, &x)| if x > best.1 { (i, x) } else { best },
+    )
 }
 
 #[cfg(test)]
@@ -343,6 +585,69 @@ mod tests {
             Some("image generation")
         );
         assert_eq!(as_term("the"), None);
-        assert!(tweet_terms("Stable Diffusion is fun").contains("stable diffusion"));
+        let w = Words::new(&keywords::words(
+            "Stable Diffusion is fun, large language models too",
+        ));
+        assert!(w.contains("stable diffusion"));
+        assert!(w.contains("language models"));
+        // "is" is dropped, so "diffusion fun" did not stand together.
+        assert!(!w.contains("diffusion fun"));
+    }
+
+    fn words_of(texts: &[&str]) -> Vec<Vec<Option<(String, bool)>>> {
+        texts.iter().map(|t| keywords::words(t)).collect()
+    }
+
+    #[test]
+    fn acronyms_are_spelled_out_from_the_corpus() {
+        let corpus = words_of(&[
+            "Large language models are whatever you prompt them to be",
+            "scaling large language models further",
+            "a large language model, once",
+            "LLMs LLMs LLMs",
+        ]);
+        // Plural or not, any case: the phrase in the most tweets.
+        for name in ["llm", "LLMs", " Llm "] {
+            assert_eq!(
+                spelled_out(name, &corpus).as_deref(),
+                Some("large language models"),
+                "{name}"
+            );
+        }
+        // One tweet is not enough; words are not acronyms; nor are long names.
+        assert_eq!(spelled_out("sl", &corpus), None);
+        assert_eq!(spelled_out("language models", &corpus), None);
+        assert_eq!(spelled_out("abcdef", &corpus), None);
+    }
+
+    #[test]
+    fn words_inside_foreign_compounds_are_skipped() {
+        let words: Vec<Words> = words_of(&[
+            "deep learning is eating software",
+            "more deep learning papers",
+            "learning to teach",
+        ])
+        .iter()
+        .map(|t| Words::new(t))
+        .collect();
+        // Two of the three tweets with "learning" have it inside "deep learning".
+        assert!(in_foreign_compound("learning", &words, |t| t == "deep learning"));
+        // Not when that compound belongs to the theme too, nor for a bigram itself.
+        assert!(!in_foreign_compound("learning", &words, |_| false));
+        assert!(!in_foreign_compound("deep learning", &words, |_| true));
+    }
+
+    #[test]
+    fn a_tweet_between_two_themes_is_other() {
+        let (assignment, confidence) = decide(&[
+            vec![2.0, 0.1],
+            vec![2.0, 1.7],
+            vec![0.9, -1.0],
+            vec![-0.5, 1.2],
+        ]);
+        assert_eq!(assignment, [Some(0), None, None, Some(1)]);
+        assert_eq!(confidence, [2.0, 0.0, 0.0, 1.2]);
+        // With one theme there is no runner-up.
+        assert_eq!(decide(&[vec![1.1]]).0, [Some(0)]);
     }
 }
