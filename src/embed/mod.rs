@@ -1,5 +1,7 @@
 //! Text → vectors: finding the model files (`model`) and running the encoder (`encoder`).
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod bert;
 mod encoder;
 mod model;
