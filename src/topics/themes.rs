@@ -232,7 +232,10 @@ impl Words {
     }
 
     fn contains(&self, term: &str) -> bool {
-        self.terms.contains(term) || self.line.contains(&format!(" {term} "))
+        if term.matches(' ').count() < 2 {
+            return self.terms.contains(term);
+        }
+        self.line.contains(&format!(" {term} "))
     }
 }
 
@@ -590,6 +593,8 @@ mod tests {
         ));
         assert!(w.contains("stable diffusion"));
         assert!(w.contains("language models"));
+        assert!(Words::new(&keywords::words("new stable diffusion model"))
+            .contains("stable diffusion model"));
         // "is" is dropped, so "diffusion fun" did not stand together.
         assert!(!w.contains("diffusion fun"));
     }
