@@ -50,6 +50,19 @@ macro_rules! dot {
     };
 }
 
+/// `tmmC += (tmm4 + tmm5) · (hi + lo)` for the weight tile pair at `w`, inputs' hi and lo
+/// halves in `tmm4`/`tmm5`: loads the pair into `tmm6`/`tmm7`, then hi·hi + hi·lo + lo·hi.
+macro_rules! split_product {
+    ($c:literal, $w:expr) => {{
+        let w: *const Tile = $w;
+        load!(6, w, 64usize);
+        load!(7, w.add(1), 64usize);
+        dot!($c, 4, 6);
+        dot!($c, 4, 7);
+        dot!($c, 5, 6);
+    }};
+}
+
 /// One tile's data: 16 rows of 64 bytes.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
@@ -181,29 +194,10 @@ unsafe fn columns4(
         load!(4, xh.add(k), 64usize);
         load!(5, xl.add(k), 64usize);
         let w = w.add(2 * k);
-        load!(6, w, 64usize);
-        load!(7, w.add(1), 64usize);
-        dot!(0, 4, 6);
-        dot!(0, 4, 7);
-        dot!(0, 5, 6);
-        let w = w.add(2 * blocks);
-        load!(6, w, 64usize);
-        load!(7, w.add(1), 64usize);
-        dot!(1, 4, 6);
-        dot!(1, 4, 7);
-        dot!(1, 5, 6);
-        let w = w.add(2 * blocks);
-        load!(6, w, 64usize);
-        load!(7, w.add(1), 64usize);
-        dot!(2, 4, 6);
-        dot!(2, 4, 7);
-        dot!(2, 5, 6);
-        let w = w.add(2 * blocks);
-        load!(6, w, 64usize);
-        load!(7, w.add(1), 64usize);
-        dot!(3, 4, 6);
-        dot!(3, 4, 7);
-        dot!(3, 5, 6);
+        split_product!(0, w);
+        split_product!(1, w.add(2 * blocks));
+        split_product!(2, w.add(4 * blocks));
+        split_product!(3, w.add(6 * blocks));
     }
     store!(0, y, y_stride);
     store!(1, y.add(COLS), y_stride);
@@ -227,11 +221,7 @@ unsafe fn columns1(
     for k in 0..blocks {
         load!(4, xh.add(k), 64usize);
         load!(5, xl.add(k), 64usize);
-        load!(6, w.add(2 * k), 64usize);
-        load!(7, w.add(2 * k + 1), 64usize);
-        dot!(0, 4, 6);
-        dot!(0, 4, 7);
-        dot!(0, 5, 6);
+        split_product!(0, w.add(2 * k));
     }
     store!(0, y, y_stride);
 }
