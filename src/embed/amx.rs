@@ -156,9 +156,9 @@ impl Tiles {
                 );
                 let w = self.tiles.as_ptr().add(2 * b * blocks_in);
                 if four {
-                    columns4(bias, x_tiles, w, blocks_in, yt.add(b * COLS), y_stride);
+                    columns::<4>(bias, x_tiles, w, blocks_in, yt.add(b * COLS), y_stride);
                 } else {
-                    columns1(bias, x_tiles, w, blocks_in, yt.add(b * COLS), y_stride);
+                    columns::<1>(bias, x_tiles, w, blocks_in, yt.add(b * COLS), y_stride);
                 }
             }
             b += if four { 4 } else { 1 };
@@ -171,13 +171,13 @@ impl Tiles {
     }
 }
 
-/// One row tile against four column tiles: `tmm0..3` hold the sums, `tmm4/5` the input's hi
-/// and lo halves, `tmm6/7` one column's weight halves.
+/// One row tile against `C` column tiles (4, or 1 for a last one on its own): `tmm0..C` hold
+/// the sums, `tmm4/5` the input's hi and lo halves, `tmm6/7` one column's weight halves.
 ///
 /// # Safety
-/// The tile configuration is loaded; `w` points at column tile `b`'s first tile pair and four
+/// The tile configuration is loaded; `w` points at column tile `b`'s first tile pair and `C`
 /// column tiles follow (`blocks` pairs each); `x` at the row tile's first hi and lo tiles.
-unsafe fn columns4(
+unsafe fn columns<const C: usize>(
     bias: *const f32,
     (xh, xl): (*const Tile, *const Tile),
     w: *const Tile,
@@ -185,45 +185,31 @@ unsafe fn columns4(
     y: *mut f32,
     y_stride: usize,
 ) {
+    const { assert!(C == 1 || C == 4) };
     // Sums start from the bias: a stride of 0 repeats its row down the tile.
     load!(0, bias, 0usize);
-    load!(1, bias.add(COLS), 0usize);
-    load!(2, bias.add(2 * COLS), 0usize);
-    load!(3, bias.add(3 * COLS), 0usize);
+    if C == 4 {
+        load!(1, bias.add(COLS), 0usize);
+        load!(2, bias.add(2 * COLS), 0usize);
+        load!(3, bias.add(3 * COLS), 0usize);
+    }
     for k in 0..blocks {
         load!(4, xh.add(k), 64usize);
         load!(5, xl.add(k), 64usize);
         let w = w.add(2 * k);
         split_product!(0, w);
-        split_product!(1, w.add(2 * blocks));
-        split_product!(2, w.add(4 * blocks));
-        split_product!(3, w.add(6 * blocks));
+        if C == 4 {
+            split_product!(1, w.add(2 * blocks));
+            split_product!(2, w.add(4 * blocks));
+            split_product!(3, w.add(6 * blocks));
+        }
     }
     store!(0, y, y_stride);
-    store!(1, y.add(COLS), y_stride);
-    store!(2, y.add(2 * COLS), y_stride);
-    store!(3, y.add(3 * COLS), y_stride);
-}
-
-/// [`columns4`] for a last column tile on its own.
-///
-/// # Safety
-/// As for [`columns4`], with one column tile.
-unsafe fn columns1(
-    bias: *const f32,
-    (xh, xl): (*const Tile, *const Tile),
-    w: *const Tile,
-    blocks: usize,
-    y: *mut f32,
-    y_stride: usize,
-) {
-    load!(0, bias, 0usize);
-    for k in 0..blocks {
-        load!(4, xh.add(k), 64usize);
-        load!(5, xl.add(k), 64usize);
-        split_product!(0, w.add(2 * k));
+    if C == 4 {
+        store!(1, y.add(COLS), y_stride);
+        store!(2, y.add(2 * COLS), y_stride);
+        store!(3, y.add(3 * COLS), y_stride);
     }
-    store!(0, y, y_stride);
 }
 
 /// The inputs as hi and lo bf16 tiles: row tile `t`, input block `k` at `t · blocks + k`,
