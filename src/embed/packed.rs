@@ -49,6 +49,7 @@ impl Packed {
         Self::pack_for(w, bias, out, inp, amx)
     }
 
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn pack_for(w: &[f32], bias: &[f32], out: usize, inp: usize, amx: bool) -> Option<Packed> {
         #[cfg(target_arch = "x86_64")]
         let simd = std::arch::is_x86_feature_detected!("avx512f");
@@ -71,7 +72,6 @@ impl Packed {
                 inp,
             });
         }
-        let _ = amx;
         let mut cols = Vec::with_capacity(out / LANES * inp);
         for block in w.chunks_exact(LANES * inp) {
             for k in 0..inp {
@@ -114,7 +114,7 @@ impl Packed {
 #[cfg(target_arch = "x86_64")]
 mod kernels {
     use super::{Line, Packed, LANES};
-    // Weight loads are aligned: `Packed::cols` is made of 64-byte `Line`s.
+    // Weight loads are aligned: `Weights::Avx512` is made of 64-byte `Line`s.
     use std::arch::x86_64::*;
 
     /// Token rows per block; with [`STRIP`] column blocks, 24 of the 32 registers hold sums.
