@@ -21,6 +21,26 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_portable(a, b)
 }
 
+/// Dot product of a float vector with a row of signed bytes, `Σ q[i] · c[i]`: how a graph walk
+/// scores its rows' one-byte codes (the query carries the per-dimension scales). A quarter of
+/// the bytes of a float row, and memory, not arithmetic, is what a walk waits on.
+pub fn dot_i8(q: &[f32], c: &[i8]) -> f32 {
+    assert_eq!(q.len(), c.len(), "dot of vectors of different lengths");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F; lengths are equal.
+            return unsafe { kernels::dot_i8_avx512(q, c) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA; lengths are equal.
+            return unsafe { kernels::dot_i8_avx2(q, c) };
+        }
+    }
+    dot_i8_portable(q, c)
+}
+
 /// `y[t · out + o] = x[t] · w[o]` for every row `t` of `x` and row `o` of `w` (both row-major,
 /// rows of `width`): a small batch of token rows times a weight matrix stored as checkpoints
 /// store it. Four weight rows and four token rows at a time, so each load feeds four FMAs and
@@ -190,6 +210,22 @@ pub fn prefetch(v: &[f32]) {
     let _ = v;
 }
 
+/// [`prefetch`] for a row of bytes.
+#[inline]
+pub fn prefetch_bytes(v: &[i8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in v.chunks(64) {
+        // SAFETY: as in `prefetch`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// Cache lines (16 floats) of a vector requested ahead.
 const PREFETCH_LINES: usize = 4;
 
@@ -206,6 +242,23 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ca.zip(cb) {
         for i in 0..16 {
             acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+fn dot_i8_portable(q: &[f32], c: &[i8]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (cq, cc) = (q.chunks_exact(16), c.chunks_exact(16));
+    let tail: f32 = cq
+        .remainder()
+        .iter()
+        .zip(cc.remainder())
+        .map(|(x, &y)| x * f32::from(y))
+        .sum();
+    for (x, y) in cq.zip(cc) {
+        for i in 0..16 {
+            acc[i] += x[i] * f32::from(y[i]);
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -242,6 +295,32 @@ mod kernels {
             i += left;
         }
         _mm512_reduce_add_ps(_mm512_add_ps(s0, s1))
+    }
+
+    /// Sixteen bytes widened to floats per step, two FMA chains, scalar tail.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot_i8_avx512(q: &[f32], c: &[i8]) -> f32 {
+        let n = q.len();
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let codes =
+            |i: usize| _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(pc.add(i).cast())));
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 32 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), codes(i), s0);
+            s1 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i + 16)), codes(i + 16), s1);
+            i += 32;
+        }
+        if i + 16 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), codes(i), s0);
+            i += 16;
+        }
+        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        while i < n {
+            sum += *pq.add(i) * f32::from(*pc.add(i));
+            i += 1;
+        }
+        sum
     }
 
     /// Max, then exponentials and their sum, then the division, 16 lanes at a time with a
@@ -505,6 +584,30 @@ mod kernels {
         }
         sum
     }
+
+    /// Eight bytes widened to floats per step, two FMA chains, scalar tail.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_i8_avx2(q: &[f32], c: &[i8]) -> f32 {
+        let n = q.len();
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let codes =
+            |i: usize| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(pc.add(i).cast())));
+        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i)), codes(i), s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i + 8)), codes(i + 8), s1);
+            i += 16;
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(s0, s1));
+        let mut sum: f32 = lanes.iter().sum();
+        while i < n {
+            sum += *pq.add(i) * f32::from(*pc.add(i));
+            i += 1;
+        }
+        sum
+    }
 }
 
 #[cfg(test)]
@@ -535,6 +638,35 @@ mod tests {
                     && std::arch::is_x86_feature_detected!("fma")
                 {
                     close(unsafe { kernels::dot_avx2(&a, &b) }, "avx2");
+                }
+            }
+        }
+    }
+
+    /// Every byte-row kernel this CPU can run, at lengths around each one's block sizes.
+    #[test]
+    fn every_byte_dot_kernel_matches_the_plain_sum() {
+        for n in [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 48, 100, 384, 385] {
+            let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let c: Vec<i8> = (0..n).map(|i| ((i * 89) % 255 - 127) as i8).collect();
+            let plain: f32 = q.iter().zip(&c).map(|(x, &y)| x * f32::from(y)).sum();
+            let close = |got: f32, what: &str| {
+                assert!(
+                    (got - plain).abs() <= 1e-4 * (1.0 + plain.abs()),
+                    "{what} n={n}: {got} vs {plain}"
+                )
+            };
+            close(dot_i8(&q, &c), "dispatch");
+            close(dot_i8_portable(&q, &c), "portable");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    close(unsafe { kernels::dot_i8_avx512(&q, &c) }, "avx512");
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    close(unsafe { kernels::dot_i8_avx2(&q, &c) }, "avx2");
                 }
             }
         }
