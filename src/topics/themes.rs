@@ -11,12 +11,18 @@
 //!    "teaching" brings in "lecture". A term grounds only the theme it is nearest to, and a word
 //!    mostly used inside a compound foreign to the theme is skipped ("learning" stands in "deep
 //!    learning" here, not in teaching).
-//! 3. **Centroid.** Tweets containing any term are the theme's seed tweets; the theme vector is
-//!    their mean plus half the theme's query vector, normalised.
-//! 4. **Scores.** Cosine to the theme vector, plus 0.1 when the tweet contains a term;
+//! 3. **Common direction.** Every tweet of one account shares a lot (the corpus mean, and one
+//!    dominant direction of spread), which says nothing about which theme it is in. Vectors are
+//!    compared after removing both ([`Common`]: "all-but-the-top", Mu & Viswanath, 2018).
+//! 4. **Centroid.** Tweets containing any term are the theme's seed tweets; the theme vector is
+//!    their mean plus half the theme's query vector (both with the common direction removed).
+//! 5. **Scores.** Cosine to the theme vector, plus 0.1 when the tweet contains a term;
 //!    standardised per theme (z-scores, so themes with different spreads compare), then
-//!    smoothed with the tweet's 5 nearest neighbours (0.7 own + 0.3 neighbours).
-//! 5. **Assignment.** The best theme when its z-score is at least 1.0 and at least 0.5 above the
+//!    smoothed with the tweet's 5 nearest neighbours (0.7 own + 0.3 neighbours), then with
+//!    its self-thread (half its own, half the thread's best): a thread is read as one text,
+//!    and a part like "Stableboost auto-suggests a few hundred prompts" is about the images
+//!    its first part showed.
+//! 6. **Assignment.** The best theme when its z-score is at least 1.0 and at least 0.5 above the
 //!    runner-up's, else "other": a tweet that fits two themes about equally is not clearly
 //!    about either.
 //!
@@ -111,6 +117,8 @@ const NAME_WEIGHT: f32 = 0.5;
 const TERM_BONUS: f32 = 0.1;
 const NEIGHBORS: usize = 5;
 const SMOOTHING: f32 = 0.3;
+const THREAD_SHARE: f32 = 0.5;
+const POWER_ITERATIONS: usize = 100;
 const MIN_Z: f32 = 1.0;
 const MIN_MARGIN: f32 = 0.5;
 
@@ -136,6 +144,7 @@ pub fn assign(
         .collect();
     let queries = Queries::embed(themes, &spelled, encoder, dim)?;
     let affinity = vocab.affinity(&queries);
+    let common = Common::of(store);
 
     let mut scores = vec![vec![0f32; themes.len()]; n];
     let mut used_terms = Vec::with_capacity(themes.len());
@@ -146,8 +155,8 @@ pub fn assign(
             .iter()
             .map(|w| terms.iter().any(|t| w.contains(t)))
             .collect();
-        let centroid = centroid(store, &queries.of_theme(k), &has_term);
-        for (r, z) in z_scores(store, &centroid, &has_term)
+        let centroid = centroid(store, &common, &queries.of_theme(k), &has_term);
+        for (r, z) in z_scores(store, &common, &centroid, &has_term)
             .into_iter()
             .enumerate()
         {
@@ -156,7 +165,8 @@ pub fn assign(
         used_terms.push(terms);
         centroids.push(centroid);
     }
-    let (assignment, confidence) = decide(&smooth(store, &scores));
+    let threads = crate::corpus::threads::previous_parts(tweets);
+    let (assignment, confidence) = decide(&by_thread(&smooth(store, &scores), &threads));
 
     let member_texts: Vec<Vec<&str>> = (0..themes.len())
         .map(|k| {
@@ -458,14 +468,68 @@ fn in_foreign_compound(word: &str, words: &[Words], foreign: impl Fn(&str) -> bo
     inside as f32 > COMPOUND_SHARE * using as f32
 }
 
-/// The theme vector: the mean of the seed tweets plus half the theme's query, normalised.
-fn centroid(store: &Store, query: &[f32], seed: &[bool]) -> Vec<f32> {
-    let mut c: Vec<f32> = query.iter().map(|x| x * NAME_WEIGHT).collect();
+/// What every tweet of the corpus shares: the mean vector and the direction along which the
+/// tweets spread most (the top principal component of the centred vectors).
+struct Common {
+    mean: Vec<f32>,
+    top: Vec<f32>,
+}
+
+impl Common {
+    /// The mean, then the top component by power iteration from a fixed start, summed in row
+    /// order (so the result is the same on any number of threads).
+    fn of(store: &Store) -> Common {
+        let (n, dim) = (store.len(), store.dim());
+        let mut mean = vec![0f32; dim];
+        for r in 0..n {
+            mean.iter_mut()
+                .zip(store.vector(r))
+                .for_each(|(m, x)| *m += x);
+        }
+        mean.iter_mut().for_each(|m| *m /= n.max(1) as f32);
+        let mut top = normalized(vec![1.0; dim]);
+        let mut centred = vec![0f32; dim];
+        for _ in 0..POWER_ITERATIONS {
+            let mut next = vec![0f32; dim];
+            for r in 0..n {
+                centred
+                    .iter_mut()
+                    .zip(store.vector(r).iter().zip(&mean))
+                    .for_each(|(c, (x, m))| *c = x - m);
+                let along = dot(&centred, &top);
+                next.iter_mut()
+                    .zip(&centred)
+                    .for_each(|(a, c)| *a += along * c);
+            }
+            top = normalized(next);
+        }
+        Common { mean, top }
+    }
+
+    /// `v` less the mean and its part along the top component (not normalised).
+    fn strip(&self, v: &[f32]) -> Vec<f32> {
+        let mut out: Vec<f32> = v.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
+        let along = dot(&out, &self.top);
+        out.iter_mut()
+            .zip(&self.top)
+            .for_each(|(o, t)| *o -= along * t);
+        out
+    }
+}
+
+/// The theme vector, common direction removed: the mean of the seed tweets plus half the
+/// theme's query, normalised.
+fn centroid(store: &Store, common: &Common, query: &[f32], seed: &[bool]) -> Vec<f32> {
+    let mut c: Vec<f32> = common
+        .strip(query)
+        .iter()
+        .map(|x| x * NAME_WEIGHT)
+        .collect();
     let seeds: Vec<usize> = (0..seed.len()).filter(|&r| seed[r]).collect();
     if !seeds.is_empty() {
         let w = 1.0 / seeds.len() as f32;
         for &r in &seeds {
-            for (a, b) in c.iter_mut().zip(store.vector(r)) {
+            for (a, b) in c.iter_mut().zip(common.strip(store.vector(r))) {
                 *a += w * b;
             }
         }
@@ -473,11 +537,16 @@ fn centroid(store: &Store, query: &[f32], seed: &[bool]) -> Vec<f32> {
     normalized(c)
 }
 
-/// Each tweet's cosine to the theme vector (plus the term bonus), standardised over the corpus.
-fn z_scores(store: &Store, centroid: &[f32], has_term: &[bool]) -> Vec<f32> {
+/// Each tweet's cosine to the theme vector, both with the common direction removed (plus the
+/// term bonus), standardised over the corpus.
+fn z_scores(store: &Store, common: &Common, centroid: &[f32], has_term: &[bool]) -> Vec<f32> {
     let n = has_term.len();
     let raw: Vec<f32> = (0..n)
-        .map(|r| dot(store.vector(r), centroid) + if has_term[r] { TERM_BONUS } else { 0.0 })
+        .map(|r| {
+            let v = common.strip(store.vector(r));
+            let cos = dot(&v, centroid) / dot(&v, &v).sqrt().max(1e-12);
+            cos + if has_term[r] { TERM_BONUS } else { 0.0 }
+        })
         .collect();
     let mean = raw.iter().sum::<f32>() / n as f32;
     let sd = (raw.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n as f32)
@@ -512,6 +581,41 @@ fn smooth(store: &Store, scores: &[Vec<f32>]) -> Vec<Vec<f32>> {
                     };
                     (1.0 - SMOOTHING) * scores[r][k] + SMOOTHING * mean
                 })
+                .collect()
+        })
+        .collect()
+}
+
+/// Each tweet's scores, half its own and half the best in its self-thread (`previous`: the
+/// part each tweet continues, if any), for each theme.
+fn by_thread(scores: &[Vec<f32>], previous: &[Option<usize>]) -> Vec<Vec<f32>> {
+    let n = scores.len();
+    // A part's thread is named by its first part; `previous` always points to an earlier
+    // post, so following it ends.
+    let first = |mut r: usize| {
+        while let Some(p) = previous[r] {
+            r = p;
+        }
+        r
+    };
+    let roots: Vec<usize> = (0..n).map(first).collect();
+    let k = scores.first().map_or(0, Vec::len);
+    let mut best: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
+    for r in 0..n {
+        let b = best
+            .entry(roots[r])
+            .or_insert_with(|| vec![f32::NEG_INFINITY; k]);
+        b.iter_mut()
+            .zip(&scores[r])
+            .for_each(|(b, s)| *b = b.max(*s));
+    }
+    (0..n)
+        .map(|r| {
+            let b = &best[&roots[r]];
+            scores[r]
+                .iter()
+                .zip(b)
+                .map(|(s, b)| (1.0 - THREAD_SHARE) * s + THREAD_SHARE * b)
                 .collect()
         })
         .collect()
