@@ -520,13 +520,14 @@ impl Flat {
         &self.words.as_slice()[HEAD + self.n * (self.m0 + 2)..end]
     }
 
-    /// The codes, if this graph has them for `dim`-wide vectors: (scales, rows).
-    fn codes(&self, dim: usize) -> Option<(&[f32], &[i8])> {
+    /// The codes, if this graph has them for `dim`-wide vectors: (scales, rows, bytes from
+    /// one row to the next).
+    fn code_rows(&self, dim: usize) -> Option<(&[f32], &[i8], usize)> {
         let c = self.codes.filter(|c| c.dim == dim)?;
         let w = self.words.as_slice();
         let scales = bytemuck::cast_slice(&w[c.scales_at..c.scales_at + dim]);
         let rows = bytemuck::cast_slice(&w[c.rows_at..c.rows_at + self.n * c.stride / 4]);
-        Some((scales, rows))
+        Some((scales, rows, c.stride))
     }
 
     fn links(&self, row: usize, layer: usize) -> &[u32] {
@@ -565,12 +566,12 @@ impl Flat {
             query,
         };
         let scaled: Vec<f32>;
-        let probe = match self.codes(dim) {
-            Some((scales, rows)) => {
+        let probe = match self.code_rows(dim) {
+            Some((scales, rows, stride)) => {
                 scaled = query.iter().zip(scales).map(|(q, s)| q * s).collect();
                 Probe::Codes {
                     rows,
-                    stride: self.codes.map_or(dim, |c| c.stride),
+                    stride,
                     query: &scaled,
                 }
             }
@@ -1007,10 +1008,10 @@ mod tests {
         let path = dir.path().join(FILE);
         assert_eq!(&std::fs::read(&path).unwrap()[..8], MAGIC);
         let flat = Flat::read(&path).unwrap();
-        let (scales, rows) = flat.codes(dim).expect("codes");
+        let (scales, rows, _) = flat.code_rows(dim).expect("codes");
         assert_eq!((scales.len(), rows.len()), (dim, n * 64));
         assert!(
-            flat.codes(dim + 1).is_none(),
+            flat.code_rows(dim + 1).is_none(),
             "codes of another width are not used"
         );
         let mut found = 0;
@@ -1050,7 +1051,7 @@ mod tests {
         flat.write(&path).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[..8], MAGIC_LINKS);
         let old = Flat::read(&path).unwrap();
-        assert!(old.codes(2).is_none());
+        assert!(old.code_rows(2).is_none());
         assert_eq!(old.search(&vectors, 2, &vectors[6..8], 1, 8, None)[0].0, 3);
 
         let vectors = clustered(50, 8);
