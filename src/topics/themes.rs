@@ -144,7 +144,7 @@ pub fn assign(
         .collect();
     let queries = Queries::embed(themes, &spelled, encoder, dim)?;
     let affinity = vocab.affinity(&queries);
-    let common = Common::of(store);
+    let common = Common::of(n, dim, |r| store.vector(r));
 
     let mut scores = vec![vec![0f32; themes.len()]; n];
     let mut used_terms = Vec::with_capacity(themes.len());
@@ -477,14 +477,12 @@ struct Common {
 
 impl Common {
     /// The mean, then the top component by power iteration from a fixed start, summed in row
-    /// order (so the result is the same on any number of threads).
-    fn of(store: &Store) -> Common {
-        let (n, dim) = (store.len(), store.dim());
+    /// order (so the result is the same on any number of threads). `vector(r)` is row `r` of
+    /// `n`, `dim` wide.
+    fn of<'a>(n: usize, dim: usize, vector: impl Fn(usize) -> &'a [f32]) -> Common {
         let mut mean = vec![0f32; dim];
         for r in 0..n {
-            mean.iter_mut()
-                .zip(store.vector(r))
-                .for_each(|(m, x)| *m += x);
+            mean.iter_mut().zip(vector(r)).for_each(|(m, x)| *m += x);
         }
         mean.iter_mut().for_each(|m| *m /= n.max(1) as f32);
         let mut top = normalized(vec![1.0; dim]);
@@ -494,7 +492,7 @@ impl Common {
             for r in 0..n {
                 centred
                     .iter_mut()
-                    .zip(store.vector(r).iter().zip(&mean))
+                    .zip(vector(r).iter().zip(&mean))
                     .for_each(|(c, (x, m))| *c = x - m);
                 let along = dot(&centred, &top);
                 next.iter_mut()
@@ -654,6 +652,53 @@ fn argmax(xs: &[f32]) -> (usize, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows spread mostly along the first axis around a common mean: `of` finds both, and
+    /// `strip` leaves only what differs along the other axes.
+    #[test]
+    fn common_direction_is_the_mean_and_the_widest_spread() {
+        let dim = 4;
+        let rows: Vec<f32> = (0..200)
+            .flat_map(|i| {
+                let t = i as f32;
+                [
+                    0.5 + (t * 0.37).sin(),
+                    0.3 + 0.1 * (t * 1.3).cos(),
+                    0.2 + 0.05 * (t * 2.1).sin(),
+                    0.1,
+                ]
+            })
+            .collect();
+        let c = Common::of(200, dim, |r| &rows[r * dim..(r + 1) * dim]);
+        let mean: Vec<f32> = (0..dim)
+            .map(|d| rows.iter().skip(d).step_by(dim).sum::<f32>() / 200.0)
+            .collect();
+        for (got, want) in c.mean.iter().zip(&mean) {
+            assert!((got - want).abs() < 1e-5, "{:?} vs {mean:?}", c.mean);
+        }
+        assert!(c.top[0].abs() > 0.999, "top {:?}", c.top);
+        let v = c.strip(&rows[4..8]);
+        assert!(v[0].abs() < 0.01 && v[3].abs() < 1e-5, "{v:?}");
+        assert!((v[1] - (rows[5] - mean[1])).abs() < 0.01, "{v:?}");
+    }
+
+    /// Row 2 continues row 1, which continues row 0; row 3 stands alone. Each part gets half
+    /// its own score and half its thread's best, per theme.
+    #[test]
+    fn thread_parts_share_their_best_score() {
+        let scores = vec![
+            vec![2.0, 0.0],
+            vec![0.0, 1.0],
+            vec![-1.0, 0.5],
+            vec![0.4, 0.4],
+        ];
+        let previous = [None, Some(0), Some(1), None];
+        let got = by_thread(&scores, &previous);
+        assert_eq!(got[0], [2.0, 0.5]);
+        assert_eq!(got[1], [1.0, 1.0]);
+        assert_eq!(got[2], [0.5, 0.75]);
+        assert_eq!(got[3], [0.4, 0.4]);
+    }
 
     #[test]
     fn theme_lists_and_files() {
