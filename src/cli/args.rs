@@ -87,11 +87,11 @@ pub enum Command {
         /// HNSW candidate list size while building.
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
         ef_construction: u32,
-        /// HNSW candidate list size while searching (recorded in the store). The default
-        /// reaches recall@10 ≥ 0.99 on a million synthetic tweets at ~2 ms per query; lower it
-        /// for speed.
-        #[arg(long, default_value_t = tweetsim::index::DEFAULT_EF_SEARCH as u32, value_parser = clap::value_parser!(u32).range(1..))]
-        ef_search: u32,
+        /// HNSW candidate list size while searching, recorded in the store; changing it does
+        /// not rebuild the graph [default: the store's, else 2048, which reaches recall@10 ≥
+        /// 0.99 on a million synthetic tweets at ~2 ms per query; lower it for speed].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        ef_search: Option<u32>,
         /// Take the vectors from FILE.npy (with FILE.ids, from `tweetsim embed`, e.g. on a GPU
         /// machine) instead of embedding the corpus here.
         #[arg(long, value_name = "FILE.npy")]

@@ -38,10 +38,10 @@ pub fn run(cli: Cli) -> Result<()> {
             ef_search,
             embeddings,
         }) => {
-            let params = HnswParams {
+            let params = |dir: &Path| HnswParams {
                 m: m.into(),
                 ef_construction: ef_construction as usize,
-                ef_search: ef_search as usize,
+                ef_search: ef_search.map_or_else(|| recorded_ef(dir), |ef| ef as usize),
             };
             match embeddings {
                 Some(npy) => index_vectors_cmd(g, &corpus, &store, params, &npy),
@@ -68,12 +68,23 @@ fn corpus_cmd(g: &Global, args: &CorpusArgs, json: bool) -> Result<()> {
     output::corpus_summary(&c, json)
 }
 
-fn index_cmd(g: &Global, corpus: &CorpusArgs, store: &StoreArgs, params: HnswParams) -> Result<()> {
+/// The search beam a store recorded, or the default for a new one: `index` without
+/// `--ef-search` keeps what the user chose before.
+fn recorded_ef(dir: &Path) -> usize {
+    index::read_manifest(dir).map_or(index::DEFAULT_EF_SEARCH, |m| m.hnsw.ef_search)
+}
+
+fn index_cmd(
+    g: &Global,
+    corpus: &CorpusArgs,
+    store: &StoreArgs,
+    params: impl Fn(&Path) -> HnswParams,
+) -> Result<()> {
     let c = load_corpus(g, corpus)?;
     let encoder = load_encoder(g)?;
     let dir = store_dir(corpus, store, &encoder.identity().id)?;
     let started = Instant::now();
-    let report = build_store(g, &dir, &c, &encoder, params)?;
+    let report = build_store(g, &dir, &c, &encoder, params(&dir))?;
     println!(
         "indexed {} tweets ({} embedded, {} reused; {}) in {:.1} s → {}",
         report.tweets,
@@ -464,7 +475,7 @@ fn index_vectors_cmd(
     g: &Global,
     corpus: &CorpusArgs,
     store: &StoreArgs,
-    params: HnswParams,
+    params: impl Fn(&Path) -> HnswParams,
     npy_path: &Path,
 ) -> Result<()> {
     let started = Instant::now();
@@ -527,7 +538,7 @@ fn index_vectors_cmd(
     }
     drop(data);
     let dir = store_dir(corpus, store, &model.id)?;
-    let report = index::build_from_vectors(&dir, &c, &vectors, &model, params)?;
+    let report = index::build_from_vectors(&dir, &c, &vectors, &model, params(&dir))?;
     println!(
         "indexed {} tweets (vectors from {}; {}) in {:.1} s → {}",
         c.tweets.len(),
@@ -670,7 +681,11 @@ fn open_fresh_store(
                 });
             }
         }
-        build_store(g, dir, &c, &enc, HnswParams::default())?;
+        // An update keeps the graph's shape and search beam as the store recorded them.
+        let params = manifest
+            .as_ref()
+            .map_or_else(HnswParams::default, |m| m.hnsw);
+        build_store(g, dir, &c, &enc, params)?;
         *encoder = Some(enc);
     }
     Ok(Store::open(dir)?)

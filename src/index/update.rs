@@ -261,7 +261,10 @@ fn write(
         }
     }
     let tombstones = dead.iter().filter(|d| **d).count();
-    if prev.manifest.hnsw != params || compacts(tombstones, rows + appended.len()) {
+    // The search beam is only recorded; the graph's shape needs a rebuild to change.
+    let (was, now) = (prev.manifest.hnsw, params);
+    let reshaped = (was.m, was.ef_construction) != (now.m, now.ef_construction);
+    if reshaped || compacts(tombstones, rows + appended.len()) {
         return fresh(removed);
     }
 

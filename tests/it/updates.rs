@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use tweetsim::corpus::{Corpus, Tweet};
-use tweetsim::index::{self, BuildReport, Filter, Store, COMPACT_SHARE};
+use tweetsim::index::{self, BuildReport, Filter, HnswParams, Store, COMPACT_SHARE};
 
 use crate::common::{bundled_store, run, tweetsim, write_jsonl};
 
@@ -25,6 +25,17 @@ fn index_these(
     tweets: &[&Tweet],
     all: &(Vec<Tweet>, Vec<f32>, Store),
 ) -> BuildReport {
+    index_these_with(dir, store, tweets, all, all.2.manifest().hnsw)
+}
+
+/// [`index_these`] with these graph parameters.
+fn index_these_with(
+    dir: &Path,
+    store: &Path,
+    tweets: &[&Tweet],
+    all: &(Vec<Tweet>, Vec<f32>, Store),
+    params: HnswParams,
+) -> BuildReport {
     let (_, vectors, s) = all;
     let dim = s.dim();
     let owned: Vec<Tweet> = tweets.iter().map(|t| (*t).clone()).collect();
@@ -39,14 +50,7 @@ fn index_these(
             vectors[r * dim..(r + 1) * dim].to_vec()
         })
         .collect();
-    index::build_from_vectors(
-        store,
-        &corpus,
-        &rows,
-        &s.manifest().model,
-        s.manifest().hnsw,
-    )
-    .unwrap()
+    index::build_from_vectors(store, &corpus, &rows, &s.manifest().model, params).unwrap()
 }
 
 /// Top-10 ids and scores, dense and lexical, for every 4th tweet as the query.
@@ -138,6 +142,53 @@ fn appending_and_tombstoning_answer_like_a_fresh_build() {
     for id in &gone {
         assert_eq!(u.row(*id), None, "tombstoned tweet {id} is still visible");
     }
+}
+
+/// The search beam is recorded, not built in: an update that changes it appends to the graph
+/// as usual, and `tweetsim index` without `--ef-search` keeps the beam the store recorded
+/// (where a change of M rebuilds).
+#[test]
+fn a_new_search_beam_is_recorded_without_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = bundled();
+    let store = dir.path().join("st");
+    let narrow = HnswParams {
+        ef_search: 64,
+        ..HnswParams::default()
+    };
+    let first: Vec<&Tweet> = all.0[..600].iter().collect();
+    index_these_with(dir.path(), &store, &first, &all, narrow);
+    let every: Vec<&Tweet> = all.0.iter().collect();
+    let r = index_these_with(dir.path(), &store, &every, &all, HnswParams::default());
+    assert!(!r.rebuilt && r.appended == all.0.len() - 600, "{r:?}");
+    assert_eq!(
+        index::read_manifest(&store).unwrap().hnsw.ef_search,
+        index::DEFAULT_EF_SEARCH
+    );
+    let wider = HnswParams {
+        m: 24,
+        ..HnswParams::default()
+    };
+    assert!(index_these_with(dir.path(), &store, &every, &all, wider).rebuilt);
+
+    // The command line: a beam given once stays until another is given.
+    let cli = dir.path().join("cli");
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    write_jsonl(&a, &all.0[..40]);
+    write_jsonl(&b, &all.0[..50]);
+    let index = |corpus: &Path, extra: &[&str]| {
+        let mut args = vec!["index", "--corpus", corpus.to_str().unwrap()];
+        args.extend(["--store", cli.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        (out, index::read_manifest(&cli).unwrap().hnsw.ef_search)
+    };
+    assert_eq!(index(&a, &["--ef-search", "100"]).1, 100);
+    let (out, ef) = index(&b, &[]);
+    assert_eq!(ef, 100);
+    assert!(out.contains("10 appended"), "{out}");
+    assert_eq!(index(&b, &["--ef-search", "300"]).1, 300);
 }
 
 #[test]
