@@ -9,7 +9,8 @@ import time
 import hnswlib
 import numpy as np
 
-# Finer between 256 and 384, where recall on these vectors jumps (clusters of ~300 rows).
+# Finer between 256 and 384, where recall on these vectors jumps (clusters of ~300 rows);
+# beyond 768 for 1M, where recall climbs slowly up there (the same list as hnsw_scale.rs).
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 288, 320, 352, 384, 512, 768, 1024, 1536, 2048]
 K = 10
 

@@ -65,8 +65,9 @@ pub struct Flat {
 /// A walk's time goes to fetching rows from memory: at 200,000 rows a walk to recall 0.99
 /// scores ~2,800 rows, each 1,536 bytes in floats from anywhere in 300 MB. Codes are a
 /// quarter of that. They are close enough to steer the walk (error ~1e-3 in a cosine); the
-/// rows a search returns are scored again from the floats ([`RESCORE`]), so results and
-/// their scores are exact.
+/// best rows the walk found are scored again from the floats ([`RESCORE`]) and re-sorted, so
+/// the scores returned are exact cosines and the walk's misorderings among its best rows are
+/// undone (which rows it finds at all stays as approximate as any graph search).
 #[derive(Clone, Copy)]
 struct Codes {
     dim: usize,
@@ -78,13 +79,15 @@ struct Codes {
 }
 
 impl Codes {
-    fn at(dim: usize, scales_at: usize) -> Codes {
-        Codes {
+    /// The layout for `dim`-wide rows whose scales start at word `scales_at`; `None` when
+    /// the numbers overflow (only a malformed file asks for that).
+    fn at(dim: usize, scales_at: usize) -> Option<Codes> {
+        Some(Codes {
             dim,
-            stride: dim.next_multiple_of(64),
+            stride: dim.checked_next_multiple_of(64)?,
             scales_at,
-            rows_at: scales_at + dim.next_multiple_of(16),
-        }
+            rows_at: scales_at.checked_add(dim.checked_next_multiple_of(16)?)?,
+        })
     }
 
     /// Words from the scales to the end of the trailer, for `n` rows.
@@ -221,14 +224,18 @@ impl Flat {
         for part in [layer0, levels, upper_at, upper] {
             words.extend(part);
         }
-        let codes = encode(&mut words, vectors, dim);
+        let codes = if dim == 0 {
+            None
+        } else {
+            Some(encode(&mut words, vectors, dim)?)
+        };
         Ok(Flat {
             n,
             m0,
             m,
             top,
             entry,
-            codes: Some(codes),
+            codes,
             words: Words::Owned(words),
         })
     }
@@ -451,15 +458,14 @@ impl Flat {
                 [.., dim, at] => [dim as usize, at as usize],
                 _ => return Err(bad("no codes trailer")),
             };
-            let codes = Codes::at(dim, scales_at);
-            let fits = (dim > 0 && scales_at >= upper_start)
-                .then(|| codes.words(n))
-                .flatten()
-                .and_then(|len| len.checked_add(scales_at))
-                .is_some_and(|end| end == w.len());
-            if !fits {
-                return Err(bad("codes out of range"));
-            }
+            let codes = Codes::at(dim, scales_at)
+                .filter(|_| dim > 0 && scales_at >= upper_start)
+                .filter(|c| {
+                    c.words(n)
+                        .and_then(|len| len.checked_add(scales_at))
+                        .is_some_and(|end| end == w.len())
+                })
+                .ok_or_else(|| bad("codes out of range"))?;
             upper_end = scales_at;
             Some(codes)
         } else {
@@ -719,14 +725,17 @@ impl Probe<'_> {
     }
 }
 
-/// Appends the codes of `vectors` (`dim` wide) to a graph's words, as laid out in the module
-/// doc, and says where they went.
-fn encode(words: &mut Vec<u32>, vectors: &[f32], dim: usize) -> Codes {
+/// Appends the codes of `vectors` (`dim` wide, `dim` > 0) to a graph's words, as laid out in
+/// the module doc, and says where they went.
+fn encode(words: &mut Vec<u32>, vectors: &[f32], dim: usize) -> Result<Codes, String> {
     // The file's words start 8 bytes in (after the magic): pad to a 64-byte file offset.
     while !(8 + 4 * words.len()).is_multiple_of(64) {
         words.push(0);
     }
-    let codes = Codes::at(dim, words.len());
+    // The trailer holds both as u32s.
+    let codes = Codes::at(dim, words.len())
+        .filter(|_| u32::try_from(words.len()).is_ok() && u32::try_from(dim).is_ok())
+        .ok_or("the graph is too large for graph.flat's 32-bit offsets")?;
     let mut scales = vec![0f32; dim];
     for row in vectors.chunks_exact(dim) {
         for (s, v) in scales.iter_mut().zip(row) {
@@ -754,7 +763,7 @@ fn encode(words: &mut Vec<u32>, vectors: &[f32], dim: usize) -> Codes {
         );
     }
     words.extend([dim as u32, codes.scales_at as u32]);
-    codes
+    Ok(codes)
 }
 
 /// The graph's `u32`s: the file mapped where the machine reads little-endian words in place,
@@ -825,7 +834,8 @@ impl Ord for Scored {
     }
 }
 
-/// What a search needs besides the graph, kept per thread so a search allocates nothing.
+/// What a search needs besides the graph, kept per thread so a search allocates little (the
+/// scaled query and the result lists).
 struct Scratch {
     visited: Visited,
     open: BinaryHeap<Scored>,

@@ -48,7 +48,7 @@ impl Default for HnswParams {
 /// most of a group to rank its best ten: on a million of them recall@10 is 0.974 at ef 64 and
 /// crosses 0.99 only between ef 1024 and 1536 (0.995 at 2048, README). A query at ef 2048
 /// costs ~1.8 ms there (single thread, walks on codes), small beside a `similar` process;
-/// a store of fewer rows than the beam is searched exhaustively. Bulk neighbour queries
+/// in a store of fewer rows than the beam every row is visited. Bulk neighbour queries
 /// (topics, duplicates) use a narrower beam ([`super::NEIGHBORS_EF`]).
 pub const DEFAULT_EF_SEARCH: usize = 2048;
 

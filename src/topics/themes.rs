@@ -118,7 +118,12 @@ const TERM_BONUS: f32 = 0.1;
 const NEIGHBORS: usize = 5;
 const SMOOTHING: f32 = 0.3;
 const THREAD_SHARE: f32 = 0.5;
+/// The power iteration stops after this many rounds, or once the direction moves less than
+/// the tolerance (1 − cosine between rounds).
 const POWER_ITERATIONS: usize = 100;
+const POWER_TOLERANCE: f32 = 1e-7;
+/// Rows per block of the power iteration's sums.
+const POWER_BLOCK: usize = 4096;
 const MIN_Z: f32 = 1.0;
 const MIN_MARGIN: f32 = 0.5;
 
@@ -479,27 +484,42 @@ impl Common {
     /// The mean, then the top component by power iteration from a fixed start, summed in row
     /// order (so the result is the same on any number of threads). `vector(r)` is row `r` of
     /// `n`, `dim` wide.
-    fn of<'a>(n: usize, dim: usize, vector: impl Fn(usize) -> &'a [f32]) -> Common {
-        let mut mean = vec![0f32; dim];
-        for r in 0..n {
-            mean.iter_mut().zip(vector(r)).for_each(|(m, x)| *m += x);
-        }
+    fn of<'a>(n: usize, dim: usize, vector: impl Fn(usize) -> &'a [f32] + Sync) -> Common {
+        // Blocks of rows are summed on all cores, then added in block order: the same sums
+        // on any number of threads.
+        let blocks = |f: &(dyn Fn(&[f32], &mut [f32]) + Sync)| {
+            let parts: Vec<Vec<f32>> = (0..n.div_ceil(POWER_BLOCK))
+                .into_par_iter()
+                .map(|b| {
+                    let mut sum = vec![0f32; dim];
+                    for r in b * POWER_BLOCK..((b + 1) * POWER_BLOCK).min(n) {
+                        f(vector(r), &mut sum);
+                    }
+                    sum
+                })
+                .collect();
+            let mut total = vec![0f32; dim];
+            for p in parts {
+                total.iter_mut().zip(p).for_each(|(t, x)| *t += x);
+            }
+            total
+        };
+        let mut mean = blocks(&|v, sum| sum.iter_mut().zip(v).for_each(|(s, x)| *s += x));
         mean.iter_mut().for_each(|m| *m /= n.max(1) as f32);
         let mut top = normalized(vec![1.0; dim]);
-        let mut centred = vec![0f32; dim];
         for _ in 0..POWER_ITERATIONS {
-            let mut next = vec![0f32; dim];
-            for r in 0..n {
-                centred
-                    .iter_mut()
-                    .zip(vector(r).iter().zip(&mean))
-                    .for_each(|(c, (x, m))| *c = x - m);
-                let along = dot(&centred, &top);
-                next.iter_mut()
-                    .zip(&centred)
-                    .for_each(|(a, c)| *a += along * c);
+            // Σ ((v − mean)·top) (v − mean) = Σ ((v − mean)·top) v, as the first factors sum
+            // to zero over the rows: no centred copy of each row.
+            let mean_along = dot(&mean, &top);
+            let next = normalized(blocks(&|v, sum| {
+                let along = dot(v, &top) - mean_along;
+                sum.iter_mut().zip(v).for_each(|(s, x)| *s += along * x);
+            }));
+            let settled = 1.0 - dot(&next, &top) < POWER_TOLERANCE;
+            top = next;
+            if settled {
+                break;
             }
-            top = normalized(next);
         }
         Common { mean, top }
     }
