@@ -478,6 +478,8 @@ fn in_foreign_compound(word: &str, words: &[Words], foreign: impl Fn(&str) -> bo
 struct Common {
     mean: Vec<f32>,
     top: Vec<f32>,
+    /// Each row's length once both are removed.
+    lengths: Vec<f32>,
 }
 
 impl Common {
@@ -521,7 +523,17 @@ impl Common {
                 break;
             }
         }
-        Common { mean, top }
+        let mean_along = dot(&mean, &top);
+        let lengths = (0..n)
+            .into_par_iter()
+            .map(|r| {
+                let v = vector(r);
+                let centred: f32 = v.iter().zip(&mean).map(|(x, m)| (x - m) * (x - m)).sum();
+                let along = dot(v, &top) - mean_along;
+                (centred - along * along).max(0.0).sqrt()
+            })
+            .collect();
+        Common { mean, top, lengths }
     }
 
     /// `v` less the mean and its part along the top component (not normalised).
@@ -559,10 +571,12 @@ fn centroid(store: &Store, common: &Common, query: &[f32], seed: &[bool]) -> Vec
 /// term bonus), standardised over the corpus.
 fn z_scores(store: &Store, common: &Common, centroid: &[f32], has_term: &[bool]) -> Vec<f32> {
     let n = has_term.len();
+    // The theme vector has no part along the top component, so a row's dot with it, the
+    // common direction removed, is its plain dot less the mean's.
+    let offset = dot(&common.mean, centroid);
     let raw: Vec<f32> = (0..n)
         .map(|r| {
-            let v = common.strip(store.vector(r));
-            let cos = dot(&v, centroid) / dot(&v, &v).sqrt().max(1e-12);
+            let cos = (dot(store.vector(r), centroid) - offset) / common.lengths[r].max(1e-12);
             cos + if has_term[r] { TERM_BONUS } else { 0.0 }
         })
         .collect();
@@ -699,6 +713,7 @@ mod tests {
         assert!(c.top[0].abs() > 0.999, "top {:?}", c.top);
         let v = c.strip(&rows[4..8]);
         assert!(v[0].abs() < 0.01 && v[3].abs() < 1e-5, "{v:?}");
+        assert!((c.lengths[1] - dot(&v, &v).sqrt()).abs() < 1e-5);
         assert!((v[1] - (rows[5] - mean[1])).abs() < 0.01, "{v:?}");
     }
 
