@@ -10,7 +10,8 @@
 //!     embeddings.npy         rows × dim float32 unit vectors
 //!     graph.hnsw.graph       hnsw_rs graph (data ids = rows)
 //!     graph.hnsw.data        hnsw_rs copy of the vectors
-//!     graph.flat             the graph's links as flat arrays, which searches walk
+//!     graph.flat             the graph's links as flat arrays and the vectors' one-byte
+//!                            codes, which searches walk
 //!     lexical/               BM25 index (tantivy)
 //!     tombstones.json        rows that no longer count, when there are any
 //!     checked.json           stat of each file when its checksum last matched
