@@ -88,6 +88,70 @@ pub fn map_immutable(path: &Path) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(&file) }
 }
 
+/// Part of a file as a slice of `T`s (bytes, little-endian words or floats): the file's pages,
+/// read in place where this machine can take them as they are (aligned, little-endian), else
+/// a decoded copy in memory; or built in memory to begin with. Opening a big store this way
+/// copies nothing.
+pub enum Contents<T> {
+    Mapped {
+        map: memmap2::Mmap,
+        /// Byte offset of the first `T`.
+        start: usize,
+        /// Number of `T`s.
+        len: usize,
+    },
+    Owned(Vec<T>),
+}
+
+impl<T: bytemuck::Pod> Contents<T> {
+    /// `len` `T`s from byte `start` of `map`, which must hold them; `from_le` decodes one `T`
+    /// from its little-endian bytes where they cannot be read in place.
+    pub fn of(map: memmap2::Mmap, start: usize, len: usize, from_le: fn(&[u8]) -> T) -> Self {
+        let size = std::mem::size_of::<T>();
+        let bytes = &map[start..start + len * size];
+        if cfg!(target_endian = "little") && bytemuck::try_cast_slice::<u8, T>(bytes).is_ok() {
+            return Contents::Mapped { map, start, len };
+        }
+        Contents::Owned(bytes.chunks_exact(size).map(from_le).collect())
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            // `of` checked that these bytes are aligned `T`s, and store files never change
+            // under a map.
+            Contents::Mapped { map, start, len } => {
+                bytemuck::cast_slice(&map[*start..*start + *len * std::mem::size_of::<T>()])
+            }
+            Contents::Owned(v) => v,
+        }
+    }
+
+    /// The contents in memory, to edit: a mapped file is copied first.
+    pub fn make_owned(&mut self) -> &mut Vec<T> {
+        if let Contents::Mapped { .. } = self {
+            *self = Contents::Owned(self.as_slice().to_vec());
+        }
+        match self {
+            Contents::Owned(v) => v,
+            Contents::Mapped { .. } => unreachable!("just made owned"),
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Contents::Owned(v) => v,
+            mapped => mapped.as_slice().to_vec(),
+        }
+    }
+}
+
+impl<T: bytemuck::Pod> std::ops::Deref for Contents<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
 /// Makes a rename or a new file in `dir` durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
@@ -96,6 +160,38 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Words at an aligned offset are read in place; one byte later they cannot be, and are
+    /// decoded into the same values.
+    #[test]
+    fn contents_are_read_in_place_when_aligned_else_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("words");
+        let words: Vec<u32> = (0..1000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        let mut bytes = vec![0u8; 8];
+        bytes.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+        bytes.push(0);
+        fs::write(&path, &bytes).unwrap();
+        let le = |c: &[u8]| u32::from_le_bytes(c.try_into().unwrap());
+
+        let aligned = Contents::of(map_immutable(&path).unwrap(), 8, words.len(), le);
+        assert_eq!(
+            matches!(aligned, Contents::Mapped { .. }),
+            cfg!(target_endian = "little")
+        );
+        assert_eq!(&*aligned, &words[..]);
+
+        let shifted: Vec<u32> = (0..words.len())
+            .map(|i| le(&bytes[9 + 4 * i..13 + 4 * i]))
+            .collect();
+        let mut odd = Contents::of(map_immutable(&path).unwrap(), 9, words.len(), le);
+        assert!(matches!(odd, Contents::Owned(_)));
+        assert_eq!(&*odd, &shifted[..]);
+        odd.make_owned()[0] = 7;
+        assert_eq!(odd.into_vec()[0], 7);
+    }
 
     #[test]
     fn mapped_and_streamed_hashes_agree() {

@@ -61,47 +61,10 @@ pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
 }
 
 /// Float32 rows of a `.npy` file, read into memory or mapped from it.
-pub enum Vectors {
-    Owned(Vec<f32>),
-    /// The file's pages, shared with the page cache: opening a big store copies nothing.
-    Mapped {
-        map: memmap2::Mmap,
-        offset: usize,
-        len: usize,
-    },
-}
+pub type Vectors = crate::fsutil::Contents<f32>;
 
-impl Vectors {
-    pub fn as_slice(&self) -> &[f32] {
-        match self {
-            Vectors::Owned(v) => v,
-            // SAFETY: `map` checked that the data starts 4-byte aligned, holds `len` f32s and
-            // that this is a little-endian target (the file is '<f4'); any bit pattern is a
-            // valid f32. Store files are never modified after they are written (a new
-            // generation is new files), so the mapping does not change under us.
-            Vectors::Mapped { map, offset, len } => unsafe {
-                std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<f32>(), *len)
-            },
-        }
-    }
-
-    pub fn into_vec(self) -> Vec<f32> {
-        match self {
-            Vectors::Owned(v) => v,
-            mapped => mapped.as_slice().to_vec(),
-        }
-    }
-}
-
-impl std::ops::Deref for Vectors {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        self.as_slice()
-    }
-}
-
-/// Maps a 2-D float32 `.npy` file: `(vectors, rows, cols)`, checked like [`read`]. Falls back
-/// to reading where mapping cannot give aligned little-endian floats.
+/// Maps a 2-D float32 `.npy` file: `(vectors, rows, cols)`, checked like [`read`]; decoded into
+/// memory where the floats cannot be read in place.
 pub fn map(path: &Path) -> Result<(Vectors, usize, usize)> {
     let map = crate::fsutil::map_immutable(path).map_err(|e| Error::io(path, e))?;
     let bad = |msg: String| {
@@ -111,20 +74,10 @@ pub fn map(path: &Path) -> Result<(Vectors, usize, usize)> {
         ))
     };
     let (rows, cols, offset) = parse_header(&map).map_err(bad)?;
-    let aligned = (map.as_ptr() as usize + offset).is_multiple_of(std::mem::align_of::<f32>());
-    if !aligned || cfg!(target_endian = "big") {
-        let (v, rows, cols) = read(path)?;
-        return Ok((Vectors::Owned(v), rows, cols));
-    }
-    Ok((
-        Vectors::Mapped {
-            map,
-            offset,
-            len: rows * cols,
-        },
-        rows,
-        cols,
-    ))
+    let vectors = Vectors::of(map, offset, rows * cols, |c| {
+        f32::from_le_bytes(c.try_into().expect("4 bytes"))
+    });
+    Ok((vectors, rows, cols))
 }
 
 fn parse(bytes: &[u8]) -> std::result::Result<(Vec<f32>, usize, usize), String> {

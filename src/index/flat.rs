@@ -437,7 +437,7 @@ impl Flat {
     /// pass over the rows). Links are checked as searches follow them, so opening a
     /// million-row graph reads a few megabytes, not all of it.
     pub fn read(path: &Path) -> Result<Flat, String> {
-        let (words, with_codes) = Words::map(path)?;
+        let (words, with_codes) = map_words(path)?;
         let bad = |what: &str| format!("{} is malformed ({what})", path.display());
         let w = words.as_slice();
         if w.len() < HEAD {
@@ -766,54 +766,24 @@ fn encode(words: &mut Vec<u32>, vectors: &[f32], dim: usize) -> Result<Codes, St
     Ok(codes)
 }
 
-/// The graph's `u32`s: the file mapped where the machine reads little-endian words in place,
-/// else decoded into memory.
-enum Words {
-    Mapped(memmap2::Mmap),
-    Owned(Vec<u32>),
-}
+/// The graph's `u32`s, after the magic.
+type Words = fsutil::Contents<u32>;
 
-impl Words {
-    /// The words, and whether the file has codes.
-    fn map(path: &Path) -> Result<(Words, bool), String> {
-        let map = fsutil::map_immutable(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let with_codes = map.get(..8) == Some(&MAGIC[..]);
-        if !(with_codes || map.get(..8) == Some(&MAGIC_LINKS[..])) || (map.len() - 8) % 4 != 0 {
-            return Err(format!(
-                "{} is malformed (not a tweetsim flat graph)",
-                path.display()
-            ));
-        }
-        // A page-aligned map puts the words after the 8-byte magic on a 4-byte boundary.
-        if cfg!(target_endian = "little") && bytemuck::try_cast_slice::<u8, u32>(&map[8..]).is_ok()
-        {
-            return Ok((Words::Mapped(map), with_codes));
-        }
-        let words = Words::Owned(
-            map[8..]
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        );
-        Ok((words, with_codes))
+/// Maps a graph file: its words, and whether it has codes.
+fn map_words(path: &Path) -> Result<(Words, bool), String> {
+    let map = fsutil::map_immutable(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let with_codes = map.get(..8) == Some(&MAGIC[..]);
+    if !(with_codes || map.get(..8) == Some(&MAGIC_LINKS[..])) || (map.len() - 8) % 4 != 0 {
+        return Err(format!(
+            "{} is malformed (not a tweetsim flat graph)",
+            path.display()
+        ));
     }
-
-    fn make_owned(&mut self) -> &mut Vec<u32> {
-        if let Words::Mapped(_) = self {
-            *self = Words::Owned(self.as_slice().to_vec());
-        }
-        match self {
-            Words::Owned(v) => v,
-            Words::Mapped(_) => unreachable!("just made owned"),
-        }
-    }
-
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            Words::Mapped(m) => bytemuck::cast_slice(&m[8..]),
-            Words::Owned(v) => v,
-        }
-    }
+    let len = (map.len() - 8) / 4;
+    let words = Words::of(map, 8, len, |c| {
+        u32::from_le_bytes(c.try_into().expect("4 bytes"))
+    });
+    Ok((words, with_codes))
 }
 
 /// A row and its similarity, ordered by similarity (then row, for a total order).

@@ -26,7 +26,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::ops::Deref;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -93,10 +92,10 @@ impl Table {
     /// written before `tweets.idx` existed, or before its current layout, are parsed whole
     /// here and get the table in memory.
     pub fn open(dir: &Path, rows: usize) -> Result<Table, String> {
-        let jsonl = Bytes::map(&dir.join(JSONL))?;
+        let jsonl = map_bytes(&dir.join(JSONL))?;
         let idx_path = dir.join(IDX);
         let idx = match idx_path.exists() {
-            true => Some(Bytes::map(&idx_path)?),
+            true => Some(map_bytes(&idx_path)?),
             false => None,
         };
         match idx {
@@ -333,27 +332,12 @@ fn parse_line(line: &[u8], row: usize) -> Result<Tweet, String> {
 }
 
 /// A file's bytes: mapped, or built in memory for stores older than the file.
-enum Bytes {
-    Mapped(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
+type Bytes = fsutil::Contents<u8>;
 
-impl Bytes {
-    fn map(path: &Path) -> Result<Bytes, String> {
-        fsutil::map_immutable(path)
-            .map(Bytes::Mapped)
-            .map_err(|e| format!("{}: {e}", path.display()))
-    }
-}
-
-impl Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
-        }
-    }
+fn map_bytes(path: &Path) -> Result<Bytes, String> {
+    let map = fsutil::map_immutable(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = map.len();
+    Ok(Bytes::of(map, 0, len, |b| b[0]))
 }
 
 #[cfg(test)]
