@@ -238,9 +238,9 @@ fn html_page_is_self_contained_with_every_chart() {
     assert!(!html.contains("<3") || html.contains("&lt;3"));
 }
 
-/// The hand labels: (status id, theme or "other").
-fn hand_labels() -> Vec<(String, String)> {
-    let labels = std::fs::read_to_string(crate::common::data("theme-labels.tsv")).unwrap();
+/// The hand labels of `file` (under tests/data): (status id, theme or "other").
+fn hand_labels(file: &str) -> Vec<(String, String)> {
+    let labels = std::fs::read_to_string(crate::common::data(file)).unwrap();
     let labels: Vec<(String, String)> = labels
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -249,9 +249,14 @@ fn hand_labels() -> Vec<(String, String)> {
             (f[0].to_string(), f[2].to_string())
         })
         .collect();
-    assert_eq!(labels.len(), 120);
+    assert_eq!(labels.len(), 120, "{file}");
     labels
 }
+
+/// The labels the guided parameters were chosen on, and a second sample drawn and labelled
+/// afterwards, held out.
+const TUNED: &str = "theme-labels.tsv";
+const HELD_OUT: &str = "theme-labels-2.tsv";
 
 /// `tweetsim topics --json ARGS` on the shared store.
 fn topics_report(args: &[&str]) -> Value {
@@ -286,69 +291,33 @@ fn prf(
     (p, r, f)
 }
 
-/// Per-theme (precision, recall, F1) of a guided run against the hand labels.
-fn theme_scores(args: &[&str]) -> Vec<(String, f64, f64, f64)> {
-    let v = topics_report(args);
-    let names: Vec<String> = v["topics"]
-        .as_array()
-        .unwrap()
+/// Per-theme (name, F1) of a guided run against the labels of `file`, printed with precision
+/// and recall.
+fn theme_scores(v: &Value, file: &str) -> Vec<(String, f64)> {
+    let labels = hand_labels(file);
+    let topics = v["topics"].as_array().unwrap();
+    topics
         .iter()
-        .map(|t| t["label"].as_str().unwrap().to_string())
-        .collect();
-    let labels = hand_labels();
-    let predicted = |id: &str| -> String {
-        match v["assignments"][id]
-            .as_i64()
-            .expect("every labelled tweet is assigned")
-        {
-            -1 => "other".into(),
-            k => names[k as usize].clone(),
-        }
-    };
-    names
-        .iter()
-        .map(|name| {
-            let tp = labels
-                .iter()
-                .filter(|(id, l)| l == name && predicted(id) == *name)
-                .count() as f64;
-            let fp = labels
-                .iter()
-                .filter(|(id, l)| l != name && predicted(id) == *name)
-                .count() as f64;
-            let fn_ = labels
-                .iter()
-                .filter(|(id, l)| l == name && predicted(id) != *name)
-                .count() as f64;
-            let p = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
-            let r = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 };
-            let f = if p + r > 0.0 {
-                2.0 * p * r / (p + r)
-            } else {
-                0.0
-            };
+        .enumerate()
+        .map(|(k, t)| {
+            let name = t["label"].as_str().unwrap().to_string();
+            let (p, r, f) = prf(&labels, &name, |id| {
+                v["assignments"][id]
+                    .as_i64()
+                    .expect("every labelled tweet is assigned")
+                    == k as i64
+            });
             eprintln!("{name:>17}: precision {p:.2} recall {r:.2} F1 {f:.2}");
-            (name.clone(), p, r, f)
+            (name, f)
         })
         .collect()
 }
 
-#[test]
-fn guided_themes_against_hand_labels() {
-    // The target is F1 >= 0.7 per theme from names alone: four themes reach it,
-    // "teaching" does not yet (0.53, README); the floors guard what it reaches now.
-    eprintln!("names only:");
-    let names_only = theme_scores(&["--themes", "tesla, llm, teaching, image generation, speech"]);
-    for (name, _, _, f) in &names_only {
-        let floor = if name == "teaching" { 0.5 } else { 0.7 };
-        assert!(*f >= floor, "{name}: F1 {f:.2}");
-    }
-    // Discovered topics, for comparison: the best-matching topic for each theme.
-    eprintln!("discovered topics (best-matching topic per theme):");
-    let v = topics_report(&[]);
-    let labels = hand_labels();
+/// Discovered topics against the labels of `file`: the best-matching topic per theme, printed.
+fn best_topics(v: &Value, file: &str) {
+    let labels = hand_labels(file);
     for theme in ["tesla", "llm", "teaching", "image generation", "speech"] {
-        let best = v["topics"]
+        let (label, (p, r, f)) = v["topics"]
             .as_array()
             .unwrap()
             .iter()
@@ -361,14 +330,41 @@ fn guided_themes_against_hand_labels() {
             })
             .max_by(|a, b| a.1 .2.total_cmp(&b.1 .2))
             .unwrap();
-        let (label, (p, r, f)) = best;
         eprintln!("{theme:>17}: '{label}' precision {p:.2} recall {r:.2} F1 {f:.2}");
     }
-    eprintln!("with the example seeds (data/themes-2022.toml):");
+}
+
+#[test]
+fn guided_themes_against_hand_labels() {
+    // The target is F1 >= 0.7 per theme from names alone: on the labels the parameters
+    // were chosen on, four themes reach it, "teaching" does not (0.53, README); the floors
+    // guard what each set reaches now.
+    let names_only = topics_report(&["--themes", "tesla, llm, teaching, image generation, speech"]);
+    eprintln!("names only, {TUNED}:");
+    for (name, f) in theme_scores(&names_only, TUNED) {
+        let floor = if name == "teaching" { 0.5 } else { 0.7 };
+        assert!(f >= floor, "{name}: F1 {f:.2}");
+    }
+    eprintln!("names only, {HELD_OUT} (held out):");
+    for (name, f) in theme_scores(&names_only, HELD_OUT) {
+        assert!(f >= 0.5, "{name}: F1 {f:.2}");
+    }
+
+    let discovered = topics_report(&[]);
+    for file in [TUNED, HELD_OUT] {
+        eprintln!("discovered topics, {file} (best-matching topic per theme):");
+        best_topics(&discovered, file);
+    }
+
     let file = crate::common::repo().join("data/themes-2022.toml");
-    let seeded = theme_scores(&["--themes-file", file.to_str().unwrap()]);
-    for (name, _, _, f) in &seeded {
+    let seeded = topics_report(&["--themes-file", file.to_str().unwrap()]);
+    eprintln!("with the example seeds (data/themes-2022.toml), {TUNED}:");
+    for (name, f) in theme_scores(&seeded, TUNED) {
         let floor = if name == "teaching" { 0.45 } else { 0.6 };
-        assert!(*f >= floor, "{name}: F1 {f:.2}");
+        assert!(f >= floor, "{name}: F1 {f:.2}");
+    }
+    eprintln!("with the example seeds, {HELD_OUT} (held out):");
+    for (name, f) in theme_scores(&seeded, HELD_OUT) {
+        assert!(f >= 0.55, "{name}: F1 {f:.2}");
     }
 }
