@@ -14,6 +14,14 @@ use tweetsim::embed::{Encoder, Resolver};
 use tweetsim::index::{self, Filter, HnswParams, Store};
 use tweetsim::{fsutil, search};
 
+/// A status line on stdout: an error, not a panic, when stdout is closed or full (a closed
+/// pipe is then a quiet success, in `main`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).context("writing to stdout")?
+    };
+}
+
 use args::{
     Cli, Command, CorpusArgs, DupsArgs, Global, SimilarArgs, StoreArgs, SynthArgs, TopicsArgs,
 };
@@ -85,7 +93,7 @@ fn index_cmd(
     let dir = store_dir(corpus, store, &encoder.identity().id)?;
     let started = Instant::now();
     let report = build_store(g, &dir, &c, &encoder, params(&dir))?;
-    println!(
+    say!(
         "indexed {} tweets ({} embedded, {} reused; {}) in {:.1} s → {}",
         report.tweets,
         report.embedded,
@@ -118,7 +126,7 @@ fn remove_cmd(g: &Global, ids: &[String], corpus: &CorpusArgs, store: &StoreArgs
         .collect::<Result<_>>()?;
     let dir = store_dir(corpus, store, &g.model)?;
     let report = index::remove(&dir, &ids)?;
-    println!(
+    say!(
         "removed {} tweets, {} remain ({}) → {}",
         report.removed,
         report.tweets,
@@ -134,7 +142,7 @@ fn verify_cmd(g: &Global, corpus: &CorpusArgs, store: &StoreArgs) -> Result<()> 
     let (files, bytes) = index::verify_all(&dir)?;
     let store = Store::open(&dir)?;
     let tweets = store.tweets()?.len();
-    println!(
+    say!(
         "{}: {files} files ({:.1} MB) match their checksums, {tweets} tweets read back ({:.1} s)",
         dir.display(),
         bytes as f64 / 1e6,
@@ -366,7 +374,7 @@ fn embed_cmd(
             encoder.precision(),
         );
     }
-    println!(
+    say!(
         "wrote {} ({} × {}), {} and {}",
         out.display(),
         done.rows,
@@ -432,7 +440,7 @@ fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
         Ok(())
     })?;
     bar.finish_and_clear();
-    println!("wrote {} ({n} tweets, seed {})", a.out.display(), a.seed);
+    say!("wrote {} ({n} tweets, seed {})", a.out.display(), a.seed);
     let Some((halves, model)) = halves else {
         return Ok(());
     };
@@ -461,7 +469,7 @@ fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
             ids_xxh3: String::new(),
         },
     )?;
-    println!(
+    say!(
         "wrote {} ({n} × {dim}, from the model's embeddings of the bundled tweets' halves), {} and {}",
         npy_path.display(),
         tweetsim::stream::ids_path(&npy_path).display(),
@@ -539,7 +547,7 @@ fn index_vectors_cmd(
     drop(data);
     let dir = store_dir(corpus, store, &model.id)?;
     let report = index::build_from_vectors(&dir, &c, &vectors, &model, params(&dir))?;
-    println!(
+    say!(
         "indexed {} tweets (vectors from {}; {}) in {:.1} s → {}",
         c.tweets.len(),
         npy_path.display(),

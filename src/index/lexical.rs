@@ -143,6 +143,11 @@ impl Lexical {
                 .collect(),
         );
         let searcher = self.reader.searcher();
+        // Collectors reserve room for `k` up front: never more than there are documents.
+        let k = k.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
+        if k == 0 {
+            return Vec::new();
+        }
         let top = match among {
             Some(among) => {
                 let among = Arc::clone(among);

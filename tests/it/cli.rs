@@ -324,3 +324,50 @@ fn timings_name_every_stage() {
         assert!(line.contains(stage), "{stage} missing: {err}");
     }
 }
+
+/// A `-k` far beyond the store (the largest the flag takes) returns every match once, in every
+/// mode, instead of reserving room for four billion hits.
+#[test]
+fn a_huge_k_returns_at_most_the_store() {
+    let store = store_arg();
+    for mode in ["hybrid", "lexical", "dense"] {
+        let (code, out, err) = run(&[
+            "similar",
+            "tesla autopilot",
+            "-k",
+            "4294967295",
+            "--mode",
+            mode,
+            "--json",
+            "--store",
+            &store,
+        ]);
+        assert_eq!(code, 0, "{mode}: {err}");
+        let rows = json_lines(&out);
+        assert!(!rows.is_empty() && rows.len() <= 680, "{mode}: {}", rows.len());
+        let mut ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), rows.len(), "{mode}: a tweet twice");
+    }
+}
+
+/// Status lines go through a checked write: a full stdout is one error line and a non-zero
+/// exit, not a panic.
+#[test]
+fn a_full_stdout_is_an_error_not_a_panic() {
+    let store = store_arg();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = crate::common::tweetsim()
+        .args(["verify", "--store", &store])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("error: writing to stdout"), "{err}");
+}
