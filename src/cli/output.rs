@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use tweetsim::corpus::{Corpus, Tweet};
 use tweetsim::index::Store;
+use tweetsim::report::terminal_safe;
 use tweetsim::search::Ranked;
 
 pub fn corpus_summary(c: &Corpus, json: bool) -> Result<()> {
@@ -152,7 +153,8 @@ pub fn hits_table(
         // No hyphenation: it would split links and handles at '-' and '/'.
         let opts =
             textwrap::Options::new(text_width).word_splitter(textwrap::WordSplitter::NoHyphenation);
-        let lines = textwrap::wrap(&t.text, opts);
+        let text = terminal_safe(&t.text);
+        let lines = textwrap::wrap(&text, opts);
         let first = lines.first().map(|l| l.as_ref()).unwrap_or("");
         writeln!(
             out,
@@ -166,7 +168,7 @@ pub fn hits_table(
             writeln!(out, "{pad}{l}")?;
         }
         let reply = if t.is_reply { "  (reply)" } else { "" };
-        writeln!(out, "{pad}{}{reply}", t.url)?;
+        writeln!(out, "{pad}{}{reply}", terminal_safe(&t.url))?;
         if let Some(q) = explain {
             let matched = store.lexical().matched(q, &t.embedding_text());
             let bm25 = h.lexical.map_or("-".into(), |s| format!("{s:.2}"));
@@ -200,9 +202,9 @@ pub fn date(t: &Tweet) -> String {
     t.date.map_or_else(|| "-".into(), |d| d.to_string())
 }
 
-/// The text on one line, cut to `max` characters.
+/// The text on one line, cut to `max` characters, safe for a terminal.
 pub fn one_line(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = terminal_safe(&text.split_whitespace().collect::<Vec<_>>().join(" "));
     match flat.char_indices().nth(max.saturating_sub(1)) {
         Some((i, _)) => format!("{}…", &flat[..i]),
         None => flat,

@@ -206,7 +206,7 @@ fn map_chart(h: &mut String, r: &Report, store: &Store, topics: &Topics) -> Resu
             attr(label),
             attr(&date),
             t.metrics.likes,
-            attr(&t.url),
+            attr(super::web_url(&t.url).unwrap_or_default()),
             text(&date),
             text(label),
             t.metrics.likes,
@@ -278,19 +278,17 @@ fn topic_tables(h: &mut String, r: &Report) {
         for e in &t.representatives {
             let _ = write!(
                 h,
-                "<li><a href=\"{}\">{}</a> {}</li>",
-                attr(&e.url),
-                text(e.date.as_deref().unwrap_or("-")),
+                "<li>{} {}</li>",
+                link(&e.url, e.date.as_deref().unwrap_or("-")),
                 text(&e.text)
             );
         }
         if let Some(m) = &t.most_liked {
             let _ = write!(
                 h,
-                "<li class=\"top\">most liked ({} likes): <a href=\"{}\">{}</a> {}</li>",
+                "<li class=\"top\">most liked ({} likes): {} {}</li>",
                 m.likes,
-                attr(&m.url),
-                text(m.date.as_deref().unwrap_or("-")),
+                link(&m.url, m.date.as_deref().unwrap_or("-")),
                 text(&m.text)
             );
         }
@@ -321,8 +319,11 @@ document.querySelectorAll('#chart-map .pt').forEach(p => p.addEventListener('cli
   panel.textContent = '';
   const head = document.createElement('b'); head.textContent = t[0];
   const body = document.createElement('p'); body.textContent = t.slice(1).join('\n');
-  const link = document.createElement('a'); link.href = p.dataset.url; link.textContent = 'open on X';
-  panel.append(head, body, link);
+  panel.append(head, body);
+  if (p.dataset.url) {
+    const link = document.createElement('a'); link.href = p.dataset.url; link.textContent = 'open on X';
+    panel.append(link);
+  }
 }));
 const counts = {sizes: 'rect', timeline: 'rect', map: 'circle', engagement: 'rect'};
 document.body.dataset.rendered = Object.entries(counts).map(([id, el]) => {
@@ -331,3 +332,11 @@ document.body.dataset.rendered = Object.entries(counts).map(([id, el]) => {
   return id + ':' + svg.querySelectorAll(el).length + ':' + (box.width > 0 && box.height > 0 ? 'drawn' : 'empty');
 }).join(',');
 "#;
+
+/// `<a href>` around `label` for a web link; the label alone for anything else.
+fn link(url: &str, label: &str) -> String {
+    match super::web_url(url) {
+        Some(u) => format!("<a href=\"{}\">{}</a>", attr(u), text(label)),
+        None => text(label).into_owned(),
+    }
+}

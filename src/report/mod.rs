@@ -232,10 +232,13 @@ impl Report {
                 "    likes: {} total, median {}; retweets: {} total, median {}",
                 t.likes_total, t.likes_median, t.retweets_total, t.retweets_median
             );
+            // "MM" within one year; "YYYY-MM" when the months span several.
+            let one_year = t.monthly.first_key_value().map(|(m, _)| &m[..4])
+                == t.monthly.last_key_value().map(|(m, _)| &m[..4]);
             let active: Vec<String> = t
                 .monthly
                 .iter()
-                .map(|(m, c)| format!("{}:{c}", &m[5..]))
+                .map(|(m, c)| format!("{}:{c}", if one_year { &m[5..] } else { m }))
                 .collect();
             let _ = writeln!(s, "    by month: {}", active.join(" "));
             for e in &t.representatives {
@@ -254,7 +257,7 @@ impl Report {
             }
             let _ = writeln!(s);
         }
-        s
+        terminal_safe(&s)
     }
 
     pub fn to_markdown(&self) -> String {
@@ -296,19 +299,17 @@ impl Report {
             for e in &t.representatives {
                 let _ = writeln!(
                     s,
-                    "- [{}]({}) {}",
-                    e.date.as_deref().unwrap_or("-"),
-                    e.url,
+                    "- {} {}",
+                    md_link(e.date.as_deref().unwrap_or("-"), &e.url),
                     md(&clip(&e.text, 200))
                 );
             }
             if let Some(m) = &t.most_liked {
                 let _ = writeln!(
                     s,
-                    "\nMost liked ({} likes): [{}]({}) {}",
+                    "\nMost liked ({} likes): {} {}",
                     m.likes,
-                    m.date.as_deref().unwrap_or("-"),
-                    m.url,
+                    md_link(m.date.as_deref().unwrap_or("-"), &m.url),
                     md(&clip(&m.text, 200))
                 );
             }
@@ -351,16 +352,97 @@ fn clip(text: &str, max: usize) -> String {
     }
 }
 
-/// Escapes what would break a Markdown table cell or start markup.
+/// Escapes what would break a Markdown table cell or start markup, raw HTML included (a
+/// tweet's `<script>` stays text).
 fn md(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('*', "\\*")
-        .replace('_', "\\_")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '|' | '*' | '_' | '[' | ']' | '`' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `[text](url)`, or the text alone when the url is not a plain web link.
+fn md_link(text: &str, url: &str) -> String {
+    match web_url(url) {
+        Some(u) => format!("[{}]({u})", md(text)),
+        None => md(text),
+    }
+}
+
+/// `url` when it is an http(s) link that cannot break out of a Markdown link or an HTML
+/// attribute: a corpus is untrusted input, and a `javascript:` link in a shared report runs
+/// script when clicked.
+pub(crate) fn web_url(url: &str) -> Option<&str> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let web = lower.starts_with("https://") || lower.starts_with("http://");
+    let plain = !url.chars().any(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '(' | ')' | '<' | '>' | '"' | '\'')
+    });
+    (web && plain).then_some(url)
+}
+
+/// `s` safe to print on a terminal: control characters (escape sequences that could clear
+/// the screen or retitle the window, NUL, ...) and bidirectional overrides become U+FFFD;
+/// line breaks stay.
+pub fn terminal_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if (c.is_control() && c != '\n') || bidi {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tweets are untrusted: escape sequences never reach a terminal, raw HTML and link
+    /// syntax stay text in Markdown, and only http(s) links become links.
+    #[test]
+    fn untrusted_text_and_links_are_made_harmless() {
+        let evil = "a \u{1b}[2J\u{1b}]0;title\u{7} \u{202e}b\0c\nd";
+        assert_eq!(
+            terminal_safe(evil),
+            "a \u{fffd}[2J\u{fffd}]0;title\u{fffd} \u{fffd}b\u{fffd}c\nd"
+        );
+        assert_eq!(
+            md("<script>x</script> [a](javascript:y) *b* |\u{1b}"),
+            "&lt;script&gt;x&lt;/script&gt; \\[a\\](javascript:y) \\*b\\* \\|\u{fffd}"
+        );
+        assert_eq!(
+            web_url("https://x.com/a/status/1"),
+            Some("https://x.com/a/status/1")
+        );
+        assert_eq!(web_url("HTTP://x.com/1"), Some("HTTP://x.com/1"));
+        for bad in [
+            "javascript:alert(1)",
+            " https://x.com",
+            "https://x.com/\" onmouseover=\"x",
+            "https://x.com/a) [b](javascript:c",
+            "data:text/html,x",
+            "",
+        ] {
+            assert_eq!(web_url(bad), None, "{bad}");
+        }
+        assert_eq!(md_link("2022-01-01", "javascript:x"), "2022-01-01");
+        assert_eq!(md_link("d", "https://x.com/1"), "[d](https://x.com/1)");
+    }
 
     #[test]
     fn medians() {

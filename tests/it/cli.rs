@@ -344,7 +344,11 @@ fn a_huge_k_returns_at_most_the_store() {
         ]);
         assert_eq!(code, 0, "{mode}: {err}");
         let rows = json_lines(&out);
-        assert!(!rows.is_empty() && rows.len() <= 680, "{mode}: {}", rows.len());
+        assert!(
+            !rows.is_empty() && rows.len() <= 680,
+            "{mode}: {}",
+            rows.len()
+        );
         let mut ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -370,4 +374,47 @@ fn a_full_stdout_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("error: writing to stdout"), "{err}");
+}
+
+/// A corpus is untrusted: escape sequences in a tweet never reach the terminal, and a
+/// `javascript:` url or raw HTML in it never becomes a link or markup in a shared report.
+#[test]
+fn hostile_tweets_stay_text_in_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("evil.jsonl");
+    std::fs::write(
+        &corpus,
+        concat!(
+            r#"{"id":"1","text":"evil \u001b[2J\u001b]0;pwned\u0007 text <script>alert(1)</script>","url":"javascript:alert(document.domain)"}"#,
+            "\n",
+            r#"{"id":"2","text":"tesla cars are fun","url":"https://x.com/a/status/2"}"#,
+            "\n",
+            r#"{"id":"3","text":"more tesla autopilot cars","url":"https://x.com/a/status/3\" onmouseover=\"x"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let (corpus, store) = (corpus.to_str().unwrap(), store.to_str().unwrap());
+    let (code, _, err) = run(&["index", "--corpus", corpus, "--store", store]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = run(&["similar", "evil text", "--store", store]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("evil") && !out.contains('\u{1b}') && !out.contains('\u{7}'));
+
+    let html = dir.path().join("r.html");
+    let md = dir.path().join("r.md");
+    let (html, md) = (html.to_str().unwrap(), md.to_str().unwrap());
+    let args = ["topics", "--store", store, "--min-size", "1"];
+    let (code, out, err) = run(&[&args[..], &["--html", html, "--markdown", md]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("evil") && !out.contains('\u{1b}'), "{out}");
+    let page = std::fs::read_to_string(html).unwrap();
+    assert!(!page.contains("javascript:alert"), "a script link in the page");
+    assert!(!page.contains("onmouseover"), "an attribute broke out");
+    assert!(!page.contains("<script>alert"), "tweet markup in the page");
+    let markdown = std::fs::read_to_string(md).unwrap();
+    assert!(!markdown.contains("(javascript:") && !markdown.contains("<script>"));
+    assert!(!markdown.contains('\u{1b}'));
 }
