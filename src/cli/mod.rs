@@ -672,6 +672,19 @@ fn open_fresh_store(
     };
     if stale {
         let c = current.expect("a stale store always has a corpus to build from");
+        // `similar` follows edits to a store's own corpus; replacing its tweets with another
+        // file's is `index`'s job, said out loud there (how many tweets go).
+        if let Some(m) = manifest.as_ref().filter(|m| m.corpus.source != c.source) {
+            bail!(
+                "the store at {} holds {} ({} tweets), not {}; `similar` only follows changes to a store's own corpus. To replace its tweets: tweetsim index --corpus {} --store {}",
+                dir.display(),
+                m.corpus.source,
+                m.tweets,
+                c.source,
+                c.source,
+                dir.display()
+            );
+        }
         if !g.quiet {
             let why = if manifest.is_some() {
                 "corpus changed; updating"

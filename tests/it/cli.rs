@@ -411,7 +411,10 @@ fn hostile_tweets_stay_text_in_every_output() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("evil") && !out.contains('\u{1b}'), "{out}");
     let page = std::fs::read_to_string(html).unwrap();
-    assert!(!page.contains("javascript:alert"), "a script link in the page");
+    assert!(
+        !page.contains("javascript:alert"),
+        "a script link in the page"
+    );
     assert!(!page.contains("onmouseover"), "an attribute broke out");
     assert!(!page.contains("<script>alert"), "tweet markup in the page");
     let markdown = std::fs::read_to_string(md).unwrap();

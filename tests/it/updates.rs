@@ -342,3 +342,30 @@ fn a_tweet_that_comes_back_revives_its_tombstone() {
     );
     assert!(!gen_file(&store, "tombstones.json").exists());
 }
+
+/// `similar --corpus OTHER --store S` on a store built from another file is refused with the
+/// `index` command that would replace its tweets, and the store is left as it was.
+#[test]
+fn similar_does_not_replace_a_store_with_another_corpus() {
+    let (_dir, gen) = crate::common::store_copy();
+    let store = gen.parent().unwrap();
+    let before = index::read_manifest(store).unwrap();
+    let (tweets, _, _) = bundled();
+    let other = store.join("other.jsonl");
+    write_jsonl(&other, &tweets[..30]);
+    let (code, _, err) = run(&[
+        "similar",
+        "tesla",
+        "--corpus",
+        other.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("tweetsim index --corpus"), "{err}");
+    let after = index::read_manifest(store).unwrap();
+    assert_eq!(
+        (after.tweets, &after.generation, &after.corpus.source),
+        (before.tweets, &before.generation, &before.corpus.source)
+    );
+}
