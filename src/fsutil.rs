@@ -31,6 +31,7 @@ pub fn write_atomic_with(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    remove_stale_temps(path, parent);
     let tmp = temp_path(path);
     let result = (|| {
         let file = File::create(&tmp)?;
@@ -46,6 +47,33 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(|e| Error::io(path, e))
+}
+
+/// Removes the temporaries of `path` that killed runs left (their process is gone): an
+/// interrupted write costs at most one stray file, until the next write to the same path.
+fn remove_stale_temps(path: &Path, parent: &Path) {
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let pid = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| p != std::process::id() && !process_alive(p)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` still runs; where this cannot be told, it is taken to.
+fn process_alive(pid: u32) -> bool {
+    !cfg!(target_os = "linux") || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Size and hex xxh3-128 of a file, read in 1 MiB pieces (store files reach gigabytes).
@@ -203,6 +231,22 @@ mod tests {
             xxh3_immutable_file(&path).unwrap(),
             xxh3_file(&path).unwrap()
         );
+    }
+
+    /// A temporary of a killed run goes at the next write; a running process's stays.
+    #[test]
+    fn the_next_write_removes_a_dead_runs_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jsonl");
+        // Above Linux's largest pid (2^22): no such process.
+        let dead = dir.path().join(".out.jsonl.tmp-4194305");
+        let alive = dir.path().join(".out.jsonl.tmp-1");
+        fs::write(&dead, b"half").unwrap();
+        fs::write(&alive, b"half").unwrap();
+        write_atomic(&p, b"whole").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"whole");
+        assert_eq!(dead.exists(), !cfg!(target_os = "linux"));
+        assert!(alive.exists());
     }
 
     #[test]
