@@ -245,10 +245,10 @@ pub struct SimilarArgs {
 #[derive(Debug, Args)]
 pub struct TopicsArgs {
     /// Smallest group of similar tweets that makes a topic.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, conflicts_with_all = ["themes", "themes_file"])]
     pub min_size: usize,
     /// Merge the closest topics until this many remain [default: at most 50].
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["themes", "themes_file"])]
     pub topics: Option<usize>,
     /// Guided mode: sort tweets into these comma-separated themes (or "other").
     #[arg(long, conflicts_with = "themes_file")]
@@ -258,7 +258,7 @@ pub struct TopicsArgs {
     #[arg(long, value_name = "FILE")]
     pub themes_file: Option<PathBuf>,
     /// Louvain resolution: higher finds more, smaller topics.
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.5, conflicts_with_all = ["themes", "themes_file"])]
     pub resolution: f64,
     /// Print the report as JSON (topics, hierarchy, and every tweet's topic).
     #[arg(long)]

@@ -312,6 +312,16 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
         }
         None => (tweetsim::topics::discover(&store, &opts)?, Vec::new()),
     };
+    if let Some(themes) = themes.as_ref().filter(|_| !g.quiet) {
+        for (theme, terms) in themes.iter().zip(&terms) {
+            if terms.is_empty() {
+                eprintln!(
+                    "note: no tweet uses the words of theme '{}'; its tweets are the nearest by meaning alone",
+                    theme.name
+                );
+            }
+        }
+    }
     let mut report = tweetsim::report::Report::new(&store, &topics)?;
     report.guided = themes.is_some();
     for (t, terms) in report.topics.iter_mut().zip(terms) {

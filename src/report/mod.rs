@@ -254,6 +254,11 @@ impl Report {
             }
             if !t.terms.is_empty() {
                 let _ = writeln!(s, "    matched via: {}", t.terms.join(", "));
+            } else if self.guided {
+                let _ = writeln!(
+                    s,
+                    "    matched via: no word (no tweet uses the theme's words)"
+                );
             }
             let _ = writeln!(s);
         }

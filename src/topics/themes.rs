@@ -93,6 +93,11 @@ fn check(themes: Vec<Theme>, source: &str) -> Result<Vec<Theme>> {
     }
     let mut seen = HashSet::new();
     for t in &themes {
+        if t.name.trim().eq_ignore_ascii_case("other") {
+            return Err(Error::Invalid(format!(
+                "{source}: a theme cannot be called 'other', the name of the tweets no theme takes"
+            )));
+        }
         if t.name.trim().is_empty() {
             return Err(Error::Invalid(format!(
                 "{source}: a theme has an empty name"
@@ -155,7 +160,10 @@ pub fn assign(
     let mut used_terms = Vec::with_capacity(themes.len());
     let mut centroids = Vec::with_capacity(themes.len());
     for (k, theme) in themes.iter().enumerate() {
-        let terms = ground(theme, spelled[k].as_deref(), k, &vocab, &affinity, &words);
+        let mut terms = ground(theme, spelled[k].as_deref(), k, &vocab, &affinity, &words);
+        // Only terms some tweet uses ground anything: a theme left with none is found by
+        // meaning alone, and the report says so.
+        terms.retain(|t| words.iter().any(|w| w.contains(t)));
         let has_term: Vec<bool> = words
             .iter()
             .map(|w| terms.iter().any(|t| w.contains(t)))

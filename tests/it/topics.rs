@@ -183,6 +183,22 @@ fn bad_topic_requests_fail_cleanly() {
     let (code, _, err) = run(&["topics", "--store", missing.path().to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("manifest.json is corrupt"), "{err}");
+
+    // Guided mode: "other" is taken, discovery's knobs do not apply, and a theme no tweet
+    // names is reported as found by meaning alone.
+    let (code, _, err) = run(&["topics", "--themes", "Other, tesla", "--store", &store]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot be called 'other'"), "{err}");
+    let (code, _, err) = run(&["topics", "--themes", "tesla", "--topics", "3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let (code, out, err) = run(&["topics", "--themes", "xqzzyv, tesla", "--store", &store]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("no tweet uses the words of theme 'xqzzyv'"),
+        "{err}"
+    );
+    assert!(out.contains("matched via: tesla"), "{out}");
 }
 
 #[test]
