@@ -21,15 +21,58 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes))
 }
 
+/// Replaces several files together: every one is written and synced beside its target
+/// before any is renamed into place, so a failure (an unwritable folder, a full disk) leaves
+/// all the old files, not some new and some old. Two entries naming one path are refused.
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    for (i, (a, _)) in files.iter().enumerate() {
+        if files[..i].iter().any(|(b, _)| b == a) {
+            return Err(Error::Invalid(format!(
+                "{} is given for two outputs",
+                a.display()
+            )));
+        }
+    }
+    let mut written: Vec<(PathBuf, &Path)> = Vec::with_capacity(files.len());
+    let result = files.iter().try_for_each(|&(path, bytes)| {
+        let parent = parent_of(path);
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        remove_stale_temps(path, parent);
+        let tmp = temp_path(path);
+        let made = File::create(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        written.push((tmp, path));
+        made.map_err(|e| Error::io(path, e))
+    });
+    if let Err(e) = result {
+        for (tmp, _) in &written {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    for (tmp, path) in &written {
+        fs::rename(tmp, path)
+            .and_then(|()| sync_dir(parent_of(path)))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// The folder `path` is in ("." for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Replaces `path` with what `write` produces, atomically.
 pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = parent_of(path);
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     remove_stale_temps(path, parent);
     let tmp = temp_path(path);
@@ -231,6 +274,33 @@ mod tests {
             xxh3_immutable_file(&path).unwrap(),
             xxh3_file(&path).unwrap()
         );
+    }
+
+    /// Outputs written together: a failure on one leaves every old file and no temporary;
+    /// one path given twice is refused before anything is written.
+    #[test]
+    fn files_written_together_land_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.md"), dir.path().join("b.html"));
+        write_all_atomic(&[(&a, b"a1"), (&b, b"b1")]).unwrap();
+        assert_eq!(
+            (fs::read(&a).unwrap(), fs::read(&b).unwrap()),
+            (b"a1".to_vec(), b"b1".to_vec())
+        );
+        // A folder where the second file should go: it cannot be created.
+        let blocked = dir.path().join("blocked");
+        fs::write(&blocked, b"a file").unwrap();
+        let e = write_all_atomic(&[(&a, b"a2"), (&blocked.join("c.html"), b"c")]).unwrap_err();
+        assert!(e.to_string().contains("blocked"), "{e}");
+        assert_eq!(fs::read(&a).unwrap(), b"a1");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            3,
+            "a temporary was left"
+        );
+        let e = write_all_atomic(&[(&a, b"x"), (&a, b"y")]).unwrap_err();
+        assert!(e.to_string().contains("given for two outputs"), "{e}");
+        assert_eq!(fs::read(&a).unwrap(), b"a1");
     }
 
     /// A temporary of a killed run goes at the next write; a running process's stays.

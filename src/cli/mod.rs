@@ -327,17 +327,20 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
     for (t, terms) in report.topics.iter_mut().zip(terms) {
         t.terms = terms;
     }
-    if let Some(path) = &a.markdown {
-        fsutil::write_atomic(path, report.to_markdown().as_bytes())?;
-        if !g.quiet {
-            eprintln!("wrote {}", path.display());
-        }
-    }
-    if let Some(path) = &a.html {
-        fsutil::write_atomic(path, report.to_html(&store, &topics)?.as_bytes())?;
-        if !g.quiet {
-            eprintln!("wrote {}", path.display());
-        }
+    // The report files land together or not at all.
+    let markdown = a.markdown.as_ref().map(|p| (p, report.to_markdown()));
+    let html = match &a.html {
+        Some(p) => Some((p, report.to_html(&store, &topics)?)),
+        None => None,
+    };
+    let files: Vec<(&Path, &[u8])> = [&markdown, &html]
+        .into_iter()
+        .flatten()
+        .map(|(p, text)| (p.as_path(), text.as_bytes()))
+        .collect();
+    fsutil::write_all_atomic(&files)?;
+    for (path, _) in files.iter().filter(|_| !g.quiet) {
+        eprintln!("wrote {}", path.display());
     }
     let mut out = std::io::stdout().lock();
     if a.json {

@@ -199,6 +199,32 @@ fn bad_topic_requests_fail_cleanly() {
         "{err}"
     );
     assert!(out.contains("matched via: tesla"), "{out}");
+
+    // Report files land together or not at all.
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("ok.md");
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, "a file, not a folder").unwrap();
+    let html = blocked.join("x.html");
+    let (md, html) = (md.to_str().unwrap(), html.to_str().unwrap());
+    let (code, _, err) = run(&[
+        "topics",
+        "--store",
+        &store,
+        "--markdown",
+        md,
+        "--html",
+        html,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("blocked"), "{err}");
+    assert!(
+        !std::path::Path::new(md).exists(),
+        "the Markdown landed alone"
+    );
+    let (code, _, err) = run(&["topics", "--store", &store, "--markdown", md, "--html", md]);
+    assert_eq!(code, 1);
+    assert!(err.contains("given for two outputs"), "{err}");
 }
 
 #[test]
