@@ -137,6 +137,18 @@ pub fn embed(
     let chunk = chunk.max(1);
     let dim = encoder.dim();
     let paths = Paths::new(out);
+    // Refused before any tweet is embedded, not after all of them.
+    for p in [&paths.npy, &paths.ids] {
+        if p.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{} is a folder; --out names the .npy file to write",
+                p.display()
+            )));
+        }
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
     let job = Job {
         input: input_name(input),
         input_size: 0,
@@ -226,9 +238,18 @@ pub fn embed(
         }
         Ok(())
     });
+    // Nothing embedded: no partial files to resume from are left behind.
+    let discard = || {
+        for p in [&paths.npy_partial, &paths.ids_partial, &paths.progress] {
+            let _ = fs::remove_file(p);
+        }
+    };
     if let Err(cause) = run {
         return Err(match state.rows {
-            0 => cause,
+            0 => {
+                discard();
+                cause
+            }
             rows => Error::Interrupted {
                 cause: Box::new(cause),
                 rows,
@@ -237,6 +258,7 @@ pub fn embed(
         });
     }
     if state.rows == 0 {
+        discard();
         return Err(Error::Corpus {
             path: PathBuf::from(&state.job.input),
             line: 0,

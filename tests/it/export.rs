@@ -309,3 +309,29 @@ fn a_failed_embed_says_what_it_kept() {
     ]);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&clean).unwrap());
 }
+
+/// An --out that is a folder is refused before anything is embedded, and a run that embeds
+/// nothing (an empty corpus) leaves no partial files behind.
+#[test]
+fn embed_refuses_a_folder_and_leaves_nothing_when_it_embeds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("v.npy");
+    std::fs::create_dir(&folder).unwrap();
+    let (code, _, err) = run(&["embed", "--out", s(&folder)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is a folder"), "{err}");
+    assert!(!err.contains("embedded"), "it embedded first: {err}");
+
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = dir.path().join("e.npy");
+    let (code, _, err) = run(&["embed", "--corpus", s(&empty), "--out", s(&out)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no tweets found"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("e."))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
