@@ -366,12 +366,11 @@ impl Iterator for Records {
                     }
                     Err(e) => return Some(Err(Error::io(path.as_path(), e))),
                 }
-                match jsonl::parse_line(
-                    path,
-                    *line_no,
-                    buf.trim_end_matches(['\n', '\r']),
-                    *num + 1,
-                ) {
+                let mut line = buf.trim_end_matches(['\n', '\r']);
+                if *line_no == 1 {
+                    line = line.strip_prefix('\u{feff}').unwrap_or(line);
+                }
+                match jsonl::parse_line(path, *line_no, line, *num + 1) {
                     Ok(None) => continue,
                     Ok(Some(t)) => {
                         *num += 1;
@@ -415,6 +414,8 @@ fn status_url(author: &str, id: u64) -> String {
 }
 
 fn decode_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    // Editors on some systems start UTF-8 files with a byte-order mark; it is not content.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| {
         let line = 1 + bytes[..e.valid_up_to()]
             .iter()
@@ -480,6 +481,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "c.txt:3: invalid UTF-8");
+    }
+
+    /// A byte-order mark is not content, in any format; read whole or line by line.
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("c.jsonl", "{\"id\":\"1\",\"text\":\"hi\"}\n"),
+            (
+                "c.js",
+                "window.YTD.tweets.part0 = [{\"tweet\":{\"id_str\":\"1\",\"full_text\":\"hi\",\"created_at\":\"Mon Jan 03 10:00:00 +0000 2022\"}}]",
+            ),
+        ];
+        for (name, body) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("\u{feff}{body}")).unwrap();
+            let c = Corpus::load(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.tweets.len(), 1, "{name}");
+            let streamed: Vec<Tweet> = Records::open(&path, None)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(streamed.len(), 1, "{name}");
+        }
     }
 
     #[test]
