@@ -227,11 +227,17 @@ fn similar_cmd(g: &Global, a: &SimilarArgs) -> Result<()> {
     let hits = search::search(&store, &q, &opts)?;
     clock.mark("search");
     if hits.is_empty() && !g.quiet {
-        match a.mode {
-            search::Mode::Lexical => {
-                eprintln!("no tweet that passes the filters shares a word with the query")
+        let passing = if opts.filter.is_empty() {
+            ""
+        } else {
+            " that passes the filters"
+        };
+        match (a.mode, exclude) {
+            (search::Mode::Lexical, _) => {
+                eprintln!("no tweet{passing} shares a word with the query")
             }
-            _ => eprintln!("no tweet passes the filters"),
+            (_, Some(_)) if passing.is_empty() => eprintln!("no other tweet in the store"),
+            _ => eprintln!("no tweet{passing}"),
         }
     }
     let explain = a.explain.then_some(lexical_text.as_str());
@@ -762,6 +768,9 @@ fn parse_tweet_id(s: &str) -> Result<u64> {
     let tail = tail.split(['?', '/']).next().unwrap_or("");
     match tail.parse::<u64>() {
         Ok(id) if !tail.is_empty() => Ok(id),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            bail!("'{s}' is too large for a status id (at most {})", u64::MAX)
+        }
         _ => bail!("'{s}' is not a status id (digits) or a status URL"),
     }
 }
@@ -779,5 +788,7 @@ mod tests {
         );
         assert!(parse_tweet_id("abc").is_err());
         assert!(parse_tweet_id("").is_err());
+        let e = parse_tweet_id("99999999999999999999999").unwrap_err();
+        assert!(e.to_string().contains("too large for a status id"), "{e}");
     }
 }

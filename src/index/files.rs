@@ -495,6 +495,12 @@ fn checksum(path: &Path) -> Result<FileSum> {
 
 /// Takes the store's writer lock, waiting (with a note) while another writer holds it.
 pub(super) fn lock(dir: &Path) -> Result<fs::File> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{} is a file; a store is a folder (give --store a folder path)",
+            dir.display()
+        )));
+    }
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(".lock");
     let file = fs::OpenOptions::new()

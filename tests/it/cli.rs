@@ -421,3 +421,23 @@ fn hostile_tweets_stay_text_in_every_output() {
     assert!(!markdown.contains("(javascript:") && !markdown.contains("<script>"));
     assert!(!markdown.contains('\u{1b}'));
 }
+
+/// Wrong things where a store or a status id should be: one clear line each.
+#[test]
+fn a_file_as_store_and_an_oversized_id_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-store");
+    std::fs::write(&file, "x").unwrap();
+    let e = fails(&["index", "--store", file.to_str().unwrap()]);
+    assert!(e.contains("is a file; a store is a folder"), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    let store = store_arg();
+    let e = fails(&[
+        "similar",
+        "--tweet",
+        "99999999999999999999999",
+        "--store",
+        &store,
+    ]);
+    assert!(e.contains("too large for a status id"), "{e}");
+}
