@@ -113,8 +113,12 @@ fn graph_change(r: &index::BuildReport) -> String {
             n => format!("{n} dropped, graph rebuilt without tombstones"),
         };
     }
+    let revived = match r.revived {
+        0 => String::new(),
+        n => format!(", {n} brought back from tombstones"),
+    };
     format!(
-        "graph: {} appended, {} tombstoned, {} tombstones in all",
+        "graph: {} appended, {} tombstoned{revived}, {} tombstones in all",
         r.appended, r.removed, r.tombstones
     )
 }

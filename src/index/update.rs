@@ -34,6 +34,9 @@ pub struct BuildReport {
     pub removed: usize,
     /// Tombstones in the store now.
     pub tombstones: usize,
+    /// Tombstones of earlier writes that this one brought back (their tweet is in the corpus
+    /// again, unchanged): live again without being embedded or appended.
+    pub revived: usize,
     /// Whether the graph was built anew: first build, new HNSW parameters, or compaction.
     pub rebuilt: bool,
 }
@@ -234,6 +237,7 @@ fn write(
     let mut dead = prev.dead.clone();
     let mut kept = vec![false; rows];
     let mut appended: Vec<usize> = Vec::new();
+    let mut revived = 0;
     for (i, t) in corpus.tweets.iter().enumerate() {
         let same = |r: usize| {
             tweets[r].embedding_text() == t.embedding_text()
@@ -248,6 +252,7 @@ fn write(
             Some(r) => {
                 tweets[r] = t.clone(); // counts and dates may have changed
                 kept[r] = true;
+                revived += usize::from(prev.dead[r]);
                 dead[r] = false;
             }
             None => appended.push(i),
@@ -318,7 +323,10 @@ fn write(
             params,
         },
     )?;
-    Ok(report(n, appended.len(), removed, tombstones, false))
+    Ok(BuildReport {
+        revived,
+        ..report(n, appended.len(), removed, tombstones, false)
+    })
 }
 
 /// The previous generation, when its vectors can be reused: same model, same text policy,
@@ -358,6 +366,7 @@ fn report(
         appended,
         removed,
         tombstones,
+        revived: 0,
         rebuilt,
     }
 }
