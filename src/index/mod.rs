@@ -234,6 +234,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
                 "no store here (manifest.json is missing)",
             ))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(Error::store(
+                dir,
+                "manifest.json is corrupt (not UTF-8 text)",
+            ))
+        }
         Err(e) => return Err(Error::io(path, e)),
     };
     // Check the version before the rest, so a future layout gets the right message.

@@ -183,6 +183,13 @@ fn bad_topic_requests_fail_cleanly() {
     let (code, _, err) = run(&["topics", "--store", missing.path().to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("manifest.json is corrupt"), "{err}");
+    std::fs::write(missing.path().join("manifest.json"), b"\xff\xfe\0garbage").unwrap();
+    let (code, _, err) = run(&["topics", "--store", missing.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("manifest.json is corrupt") && err.contains("rebuild with"),
+        "{err}"
+    );
 
     // Guided mode: "other" is taken, discovery's knobs do not apply, and a theme no tweet
     // names is reported as found by meaning alone.

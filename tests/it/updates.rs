@@ -333,7 +333,14 @@ fn a_tweet_that_comes_back_revives_its_tombstone() {
     assert_eq!((r.appended, r.removed, r.tombstones), (0, 7, 7));
     let r = index_these(dir.path(), &store, &tweets, &all);
     assert_eq!(
-        (r.tweets, r.appended, r.removed, r.tombstones, r.revived, r.rebuilt),
+        (
+            r.tweets,
+            r.appended,
+            r.removed,
+            r.tombstones,
+            r.revived,
+            r.rebuilt
+        ),
         (657, 0, 0, 0, 7, false)
     );
     assert_eq!(
