@@ -71,12 +71,25 @@ pub(super) fn parse_line(
     if line.trim().is_empty() {
         return Ok(None);
     }
-    let r: Record = serde_json::from_str(line).map_err(|e| {
-        err(format!(
-            "invalid JSON line ({}); expected an object with \"id\" and \"text\"",
-            strip_position(&e)
-        ))
-    })?;
+    // The path names the field at fault ("likes": -3), which serde_json alone does not.
+    let r: Record = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(line))
+        .map_err(|e| {
+            let field = e.path().to_string();
+            let why = match field.as_str() {
+                "id" => "must be a number or a string of digits".to_string(),
+                _ => strip_position(e.inner()),
+            };
+            // A value of the wrong kind names its field; broken JSON is the line's fault.
+            let named = e.inner().classify() == serde_json::error::Category::Data
+                && !line.trim_start().starts_with('[')
+                && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            err(match named {
+                true => format!("field \"{field}\": {why}"),
+                false => format!(
+                    "invalid JSON line ({why}); expected an object with \"id\" and \"text\""
+                ),
+            })
+        })?;
     let id = match r.id {
         Id::Num(n) => n,
         Id::Str(s) => parse_id(&s).ok_or_else(|| err(format!("bad status id '{s}'")))?,
@@ -172,6 +185,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "t.jsonl:1: bad status id 'x1'");
+        // A value of the wrong kind names its field.
+        let e = parse_str("{\"id\": 1, \"text\": \"a\", \"likes\": -3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.jsonl:1: field \"likes\": invalid value"),
+            "{e}"
+        );
+        let e = parse_str("{\"id\": [1], \"text\": \"a\"}\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t.jsonl:1: field \"id\": must be a number or a string of digits"
+        );
         let e = parse_str("{\"id\": 1, \"text\": \"a\", \"date\": \"yesterday\"}\n")
             .unwrap_err()
             .to_string();
