@@ -58,6 +58,7 @@ fn corpus(tweets: Vec<Tweet>, name: &str) -> Corpus {
         entries: tweets.len(),
         tweets,
         merges: Vec::new(),
+        blank: Vec::new(),
         content_hash: name.into(),
     }
 }

@@ -80,6 +80,7 @@ fn main() {
             entries: n,
             tweets,
             merges: Vec::new(),
+            blank: Vec::new(),
             content_hash: format!("synthetic-{n}"),
         };
         let dir = work.path().join(format!("s{n}"));

@@ -602,6 +602,13 @@ fn load_corpus(g: &Global, args: &CorpusArgs) -> Result<Corpus> {
             c.tweets.len()
         );
     }
+    if let Some(first) = c.blank.first().filter(|_| !g.quiet) {
+        eprintln!(
+            "note: {}: {} records without text left out (e.g. status {first})",
+            c.source,
+            c.blank.len()
+        );
+    }
     Ok(c)
 }
 

@@ -42,6 +42,9 @@ pub fn corpus_summary(c: &Corpus, json: bool) -> Result<()> {
     writeln!(out, "entries      {}", s.entries)?;
     writeln!(out, "unique       {} tweets", s.unique)?;
     writeln!(out, "merged       {} repeated status ids", s.merged)?;
+    if s.without_text > 0 {
+        writeln!(out, "no text      {} records, left out", s.without_text)?;
+    }
     writeln!(
         out,
         "replies      {} ({} originals)",

@@ -176,6 +176,9 @@ pub struct Corpus {
     pub entries: usize,
     pub tweets: Vec<Tweet>,
     pub merges: Vec<Merge>,
+    /// Status ids of records with no text (a media-only post exported without its link):
+    /// left out, as a similarity engine has nothing of them to embed or show.
+    pub blank: Vec<u64>,
     /// Hash of the file's bytes: a store built from other bytes is stale.
     pub content_hash: String,
 }
@@ -215,19 +218,24 @@ impl Corpus {
             Format::Archive => archive::parse(path, text)?,
             Format::Jsonl => jsonl::parse(path, text)?,
         };
-        if entries.is_empty() {
-            return Err(Error::Corpus {
-                path: path.to_path_buf(),
-                line: 0,
-                msg: format!("no tweets found (read as {format})"),
-            });
-        }
-        Ok(Corpus::from_entries(
+        let corpus = Corpus::from_entries(
             path.display().to_string(),
             format,
             entries,
             content_hash(text.as_bytes()),
-        ))
+        );
+        if corpus.tweets.is_empty() {
+            let only_blank = match corpus.blank.len() {
+                0 => String::new(),
+                n => format!("; {n} records without text"),
+            };
+            return Err(Error::Corpus {
+                path: path.to_path_buf(),
+                line: 0,
+                msg: format!("no tweets found (read as {format}{only_blank})"),
+            });
+        }
+        Ok(corpus)
     }
 
     /// Folds repeated status ids into their first occurrence, keeping the largest counts.
@@ -236,7 +244,12 @@ impl Corpus {
         let mut tweets: Vec<Tweet> = Vec::with_capacity(n);
         let mut merges = Vec::new();
         let mut seen: HashMap<u64, usize> = HashMap::with_capacity(n);
+        let mut blank = Vec::new();
         for t in entries {
+            if is_blank(&t) {
+                blank.push(t.id);
+                continue;
+            }
             match seen.get(&t.id) {
                 Some(&i) => {
                     let kept = &mut tweets[i];
@@ -260,6 +273,7 @@ impl Corpus {
             entries: n,
             tweets,
             merges,
+            blank,
             content_hash: hash,
         }
     }
@@ -270,6 +284,7 @@ impl Corpus {
             entries: self.entries,
             unique: self.tweets.len(),
             merged: self.merges.len(),
+            without_text: self.blank.len(),
             replies: self.tweets.iter().filter(|t| t.is_reply).count(),
             with_translation: self
                 .tweets
@@ -339,10 +354,27 @@ impl Records {
     }
 }
 
+/// A record with no text: [`Corpus`] and [`Records`] both leave it out.
+fn is_blank(t: &Tweet) -> bool {
+    t.text.trim().is_empty()
+}
+
 impl Iterator for Records {
     type Item = Result<Tweet>;
 
     fn next(&mut self) -> Option<Result<Tweet>> {
+        loop {
+            match self.next_record()? {
+                Ok(t) if is_blank(&t) => continue,
+                r => return Some(r),
+            }
+        }
+    }
+}
+
+impl Records {
+    /// The next record, blank or not.
+    fn next_record(&mut self) -> Option<Result<Tweet>> {
         match &mut self.inner {
             RecordsInner::Parsed(it) => it.next().map(Ok),
             RecordsInner::Lines {
@@ -389,6 +421,8 @@ pub struct Stats {
     pub entries: usize,
     pub unique: usize,
     pub merged: usize,
+    /// Records left out for having no text.
+    pub without_text: usize,
     pub replies: usize,
     pub with_translation: usize,
     pub first_date: Option<NaiveDate>,
@@ -505,6 +539,39 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(streamed.len(), 1, "{name}");
         }
+    }
+
+    /// Records without text are left out, the same way whole or streamed; a file of nothing
+    /// else has no tweets.
+    #[test]
+    fn records_without_text_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let lines = [
+            r#"{"id":"1","text":"hello"}"#,
+            r#"{"id":"3","text":""}"#,
+            r#"{"id":"7","text":" \n "}"#,
+            r#"{"id":"2","text":"cars"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let c = Corpus::load(&path, None).unwrap();
+        let ids: Vec<u64> = c.tweets.iter().map(|t| t.id).collect();
+        assert_eq!(
+            (ids, c.blank.clone(), c.entries),
+            (vec![1, 2], vec![3, 7], 4)
+        );
+        assert_eq!(c.stats().without_text, 2);
+        let streamed: Vec<u64> = Records::open(&path, None)
+            .unwrap()
+            .map(|r| r.unwrap().id)
+            .collect();
+        assert_eq!(streamed, vec![1, 2]);
+        std::fs::write(&path, lines[1]).unwrap();
+        let e = Corpus::load(&path, None).unwrap_err().to_string();
+        assert!(
+            e.contains("no tweets found (read as jsonl; 1 records without text)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -325,6 +325,7 @@ fn a_damaged_hnsw_file_is_rebuilt_by_the_next_update() {
         content_hash: format!("t{}", tweets.len()),
         tweets,
         merges: Vec::new(),
+        blank: Vec::new(),
     };
     let dim = m.model.dim;
     let r = tweetsim::index::build_from_vectors(

@@ -56,6 +56,7 @@ fn hnsw_recall_on_20k_synthetic_tweets_after_an_append() {
         entries: tweets.len(),
         tweets: tweets.to_vec(),
         merges: Vec::new(),
+        blank: Vec::new(),
         content_hash: format!("synthetic-{}", tweets.len()),
     };
     let (tweets, vectors) = synth::tweets_with_vectors(&base, &halves, n + extra, 2022);
