@@ -689,7 +689,16 @@ fn open_fresh_store(
             let path = Path::new(&m.corpus.source);
             match std::fs::read(path) {
                 Ok(bytes) if corpus::content_hash(&bytes) != m.corpus.content_hash => {
-                    Some(Corpus::load(path, Some(m.corpus.format))?)
+                    // The store was not asked to follow a file mid-edit: it answers as built.
+                    match Corpus::load(path, Some(m.corpus.format)) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            eprintln!(
+                                "warning: the store's corpus changed but cannot be read ({e}); searching the store as it was built"
+                            );
+                            None
+                        }
+                    }
                 }
                 _ => None,
             }

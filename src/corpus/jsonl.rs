@@ -75,17 +75,15 @@ pub(super) fn parse_line(
     let r: Record = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(line))
         .map_err(|e| {
             let field = e.path().to_string();
-            let why = match field.as_str() {
-                "id" => "must be a number or a string of digits".to_string(),
-                _ => strip_position(e.inner()),
-            };
             // A value of the wrong kind names its field; broken JSON is the line's fault.
             let named = e.inner().classify() == serde_json::error::Category::Data
                 && !line.trim_start().starts_with('[')
                 && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            err(match named {
-                true => format!("field \"{field}\": {why}"),
-                false => format!(
+            let why = strip_position(e.inner());
+            err(match (named, field.as_str()) {
+                (true, "id") => "field \"id\": must be a number or a string of digits".into(),
+                (true, _) => format!("field \"{field}\": {why}"),
+                (false, _) => format!(
                     "invalid JSON line ({why}); expected an object with \"id\" and \"text\""
                 ),
             })

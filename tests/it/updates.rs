@@ -376,3 +376,27 @@ fn similar_does_not_replace_a_store_with_another_corpus() {
         (before.tweets, &before.generation, &before.corpus.source)
     );
 }
+
+/// A store's own corpus caught mid-edit (it no longer parses) does not stop a search: the
+/// store answers as it was built, with a warning; naming that file explicitly is an error.
+#[test]
+fn a_corpus_that_no_longer_parses_leaves_the_store_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tweets, _, _) = bundled();
+    let corpus = dir.path().join("c.jsonl");
+    write_jsonl(&corpus, &tweets[..40]);
+    let store = dir.path().join("store");
+    let (corpus_s, store_s) = (corpus.to_str().unwrap(), store.to_str().unwrap());
+    let (code, _, err) = run(&["index", "--corpus", corpus_s, "--store", store_s]);
+    assert_eq!(code, 0, "{err}");
+    let mut text = fs::read_to_string(&corpus).unwrap();
+    text.push_str("{\"id\": broken\n");
+    fs::write(&corpus, text).unwrap();
+    let (code, out, err) = run(&["similar", "tesla", "--json", "--store", store_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("searching the store as it was built"), "{err}");
+    assert_eq!(out.lines().count(), 10);
+    let (code, _, err) = run(&["similar", "tesla", "--corpus", corpus_s, "--store", store_s]);
+    assert_eq!(code, 1);
+    assert!(err.contains("c.jsonl:41: invalid JSON line"), "{err}");
+}
