@@ -21,41 +21,80 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes))
 }
 
-/// Replaces several files together: every one is written and synced beside its target
-/// before any is renamed into place, so a failure (an unwritable folder, a full disk) leaves
-/// all the old files, not some new and some old. Two entries naming one path are refused.
+/// Writes several output files together: every replaced file is written and synced beside
+/// its target before any is renamed into place, so a failure (an unwritable folder, a full
+/// disk) leaves all the old files, not some new and some old. A symlink is written through;
+/// a device or pipe (`/dev/stdout`, a FIFO) is written in place, never replaced by a file; a
+/// folder, or two entries naming one file (however spelled), are refused before anything is
+/// written.
 pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
-    for (i, (a, _)) in files.iter().enumerate() {
-        if files[..i].iter().any(|(b, _)| b == a) {
+    struct Plan<'a> {
+        path: &'a Path,
+        target: PathBuf,
+        bytes: &'a [u8],
+        in_place: bool,
+    }
+    let mut plans: Vec<Plan> = Vec::with_capacity(files.len());
+    for &(path, bytes) in files {
+        let target = fs::canonicalize(path).unwrap_or_else(|_| {
+            let parent = fs::canonicalize(parent_of(path));
+            match (parent, path.file_name()) {
+                (Ok(dir), Some(name)) => dir.join(name),
+                _ => path.to_path_buf(),
+            }
+        });
+        let meta = fs::metadata(&target).ok();
+        if meta.as_ref().is_some_and(fs::Metadata::is_dir) {
+            return Err(Error::Invalid(format!("{} is a folder", path.display())));
+        }
+        if plans.iter().any(|p| p.target == target) {
             return Err(Error::Invalid(format!(
                 "{} is given for two outputs",
-                a.display()
+                path.display()
             )));
         }
+        let in_place = meta.is_some_and(|m| !m.is_file());
+        plans.push(Plan {
+            path,
+            target,
+            bytes,
+            in_place,
+        });
     }
-    let mut written: Vec<(PathBuf, &Path)> = Vec::with_capacity(files.len());
-    let result = files.iter().try_for_each(|&(path, bytes)| {
-        let parent = parent_of(path);
-        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        remove_stale_temps(path, parent);
-        let tmp = temp_path(path);
+    let mut temps: Vec<(PathBuf, &Plan)> = Vec::with_capacity(plans.len());
+    let written = plans.iter().filter(|p| !p.in_place).try_for_each(|p| {
+        let parent = parent_of(&p.target);
+        fs::create_dir_all(parent).map_err(|e| Error::io(p.path, e))?;
+        remove_stale_temps(&p.target, parent);
+        let tmp = temp_path(&p.target);
         let made = File::create(&tmp).and_then(|mut f| {
-            f.write_all(bytes)?;
+            f.write_all(p.bytes)?;
             f.sync_all()
         });
-        written.push((tmp, path));
-        made.map_err(|e| Error::io(path, e))
+        temps.push((tmp, p));
+        made.map_err(|e| Error::io(p.path, e))
     });
-    if let Err(e) = result {
-        for (tmp, _) in &written {
+    // Devices and pipes next: one that fails leaves every file as it was.
+    let written = written.and_then(|()| {
+        plans.iter().filter(|p| p.in_place).try_for_each(|p| {
+            File::options()
+                .write(true)
+                .truncate(true)
+                .open(&p.target)
+                .and_then(|mut f| f.write_all(p.bytes))
+                .map_err(|e| Error::io(p.path, e))
+        })
+    });
+    if let Err(e) = written {
+        for (tmp, _) in &temps {
             let _ = fs::remove_file(tmp);
         }
         return Err(e);
     }
-    for (tmp, path) in &written {
-        fs::rename(tmp, path)
-            .and_then(|()| sync_dir(parent_of(path)))
-            .map_err(|e| Error::io(path, e))?;
+    for (tmp, p) in &temps {
+        fs::rename(tmp, &p.target)
+            .and_then(|()| sync_dir(parent_of(&p.target)))
+            .map_err(|e| Error::io(p.path, e))?;
     }
     Ok(())
 }
@@ -300,7 +339,47 @@ mod tests {
         );
         let e = write_all_atomic(&[(&a, b"x"), (&a, b"y")]).unwrap_err();
         assert!(e.to_string().contains("given for two outputs"), "{e}");
-        assert_eq!(fs::read(&a).unwrap(), b"a1");
+        // The same file spelled another way, and a folder: refused before anything is written.
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let other_spelling = dir.path().join("sub/../a.md");
+        let e = write_all_atomic(&[(&a, b"a2"), (&other_spelling, b"y")]).unwrap_err();
+        assert!(e.to_string().contains("given for two outputs"), "{e}");
+        let folder = dir.path().join("d.html");
+        fs::create_dir(&folder).unwrap();
+        let e = write_all_atomic(&[(&a, b"a3"), (&folder, b"d")]).unwrap_err();
+        assert!(e.to_string().contains("is a folder"), "{e}");
+        assert_eq!(
+            (fs::read(&a).unwrap(), fs::read(&b).unwrap()),
+            (b"a1".to_vec(), b"b1".to_vec())
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            5,
+            "a temporary was left"
+        );
+    }
+
+    /// A symlink is written through, a pipe or device in place: neither becomes a file.
+    #[cfg(unix)]
+    #[test]
+    fn links_and_devices_are_written_through_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.md");
+        let link = dir.path().join("link.md");
+        fs::write(&real, b"old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_all_atomic(&[(&link, b"new")]).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        let null = Path::new("/dev/null");
+        write_all_atomic(&[(null, b"gone")]).unwrap();
+        assert!(
+            !fs::metadata(null).unwrap().is_file(),
+            "/dev/null was replaced"
+        );
     }
 
     /// A temporary of a killed run goes at the next write; a running process's stays.
