@@ -138,7 +138,7 @@ pub fn embed(
     let dim = encoder.dim();
     let paths = Paths::new(out);
     // Refused before any tweet is embedded, not after all of them.
-    for p in [&paths.npy, &paths.ids] {
+    for p in [&paths.npy, &paths.ids, &meta_path(out)] {
         if p.is_dir() {
             return Err(Error::Invalid(format!(
                 "{} is a folder; --out names the .npy file to write",

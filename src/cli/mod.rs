@@ -131,8 +131,9 @@ fn remove_cmd(g: &Global, ids: &[String], corpus: &CorpusArgs, store: &StoreArgs
     let dir = store_dir(corpus, store, &g.model)?;
     let report = index::remove(&dir, &ids)?;
     say!(
-        "removed {} tweets, {} remain ({}) → {}",
+        "removed {} tweet{}, {} remain ({}) → {}",
         report.removed,
+        if report.removed == 1 { "" } else { "s" },
         report.tweets,
         graph_change(&report),
         dir.display()
@@ -715,7 +716,7 @@ fn open_fresh_store(
         // file's is `index`'s job, said out loud there (how many tweets go).
         if let Some(m) = manifest.as_ref().filter(|m| m.corpus.source != c.source) {
             bail!(
-                "the store at {} holds {} ({} tweets), not {}; `similar` only follows changes to a store's own corpus. To replace its tweets: tweetsim index --corpus {} --store {}",
+                "the store at {} holds {} ({} tweets), not {}; searches only follow changes to a store's own corpus. To replace its tweets: tweetsim index --corpus {} --store {}",
                 dir.display(),
                 m.corpus.source,
                 m.tweets,

@@ -171,7 +171,8 @@ pub fn hits_table(
             writeln!(out, "{pad}{l}")?;
         }
         let reply = if t.is_reply { "  (reply)" } else { "" };
-        writeln!(out, "{pad}{}{reply}", terminal_safe(&t.url))?;
+        // One line, whatever the corpus put in the field.
+        writeln!(out, "{pad}{}{reply}", one_line(&t.url, usize::MAX))?;
         if let Some(q) = explain {
             let matched = store.lexical().matched(q, &t.embedding_text());
             let bm25 = h.lexical.map_or("-".into(), |s| format!("{s:.2}"));

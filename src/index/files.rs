@@ -493,14 +493,20 @@ fn checksum(path: &Path) -> Result<FileSum> {
     Ok(FileSum { size, xxh3 })
 }
 
-/// Takes the store's writer lock, waiting (with a note) while another writer holds it.
-pub(super) fn lock(dir: &Path) -> Result<fs::File> {
+/// Refuses a store path that names a file (a corpus given as `--store`, say).
+pub(super) fn not_a_file(dir: &Path) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         return Err(Error::Invalid(format!(
             "{} is a file; a store is a folder (give --store a folder path)",
             dir.display()
         )));
     }
+    Ok(())
+}
+
+/// Takes the store's writer lock, waiting (with a note) while another writer holds it.
+pub(super) fn lock(dir: &Path) -> Result<fs::File> {
+    not_a_file(dir)?;
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(".lock");
     let file = fs::OpenOptions::new()

@@ -225,6 +225,7 @@ pub fn default_store_dir(corpus_key: &str, model_id: &str) -> Result<PathBuf> {
 
 /// Reads just the manifest, to decide whether a store is stale without loading it.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    files::not_a_file(dir)?;
     let path = files::manifest_path(dir);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,

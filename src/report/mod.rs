@@ -193,7 +193,7 @@ impl Report {
 
     /// One self-contained page with the charts and tables; needs the store for the map.
     pub fn to_html(&self, store: &Store, topics: &Topics) -> Result<String> {
-        html::render(self, store, topics)
+        Ok(terminal_safe(&html::render(self, store, topics)?))
     }
 
     pub fn to_json(&self) -> String {
@@ -319,7 +319,7 @@ impl Report {
                 );
             }
         }
-        s
+        terminal_safe(&s)
     }
 }
 
@@ -370,7 +370,7 @@ fn md(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => out.push('\u{fffd}'),
+            c if c.is_control() || unsafe_char(c) => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -397,20 +397,18 @@ pub(crate) fn web_url(url: &str) -> Option<&str> {
     (web && plain).then_some(url)
 }
 
-/// `s` safe to print on a terminal: control characters (escape sequences that could clear
-/// the screen or retitle the window, NUL, ...) and bidirectional overrides become U+FFFD;
-/// line breaks stay.
+/// `s` safe to print on a terminal or to put in a shared page: control characters (escape
+/// sequences that could clear the screen or retitle the window, NUL, ...) and bidirectional
+/// overrides (which reorder what is shown) become U+FFFD; line breaks and tabs stay.
 pub fn terminal_safe(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if (c.is_control() && c != '\n') || bidi {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
+        .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
         .collect()
+}
+
+fn unsafe_char(c: char) -> bool {
+    let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    (c.is_control() && c != '\n' && c != '\t') || bidi
 }
 
 #[cfg(test)]
@@ -427,8 +425,8 @@ mod tests {
             "a \u{fffd}[2J\u{fffd}]0;title\u{fffd} \u{fffd}b\u{fffd}c\nd"
         );
         assert_eq!(
-            md("<script>x</script> [a](javascript:y) *b* |\u{1b}"),
-            "&lt;script&gt;x&lt;/script&gt; \\[a\\](javascript:y) \\*b\\* \\|\u{fffd}"
+            md("<script>x</script> [a](javascript:y) *b* |\u{1b}\u{202e}"),
+            "&lt;script&gt;x&lt;/script&gt; \\[a\\](javascript:y) \\*b\\* \\|\u{fffd}\u{fffd}"
         );
         assert_eq!(
             web_url("https://x.com/a/status/1"),

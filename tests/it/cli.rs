@@ -387,7 +387,7 @@ fn hostile_tweets_stay_text_in_every_output() {
         concat!(
             r#"{"id":"1","text":"evil \u001b[2J\u001b]0;pwned\u0007 text <script>alert(1)</script>","url":"javascript:alert(document.domain)"}"#,
             "\n",
-            r#"{"id":"2","text":"tesla cars are fun","url":"https://x.com/a/status/2"}"#,
+            r#"{"id":"2","text":"tesla cars are fun \u202e gnp.exe","url":"https://x.com/a/status/2\n  9 0.999 2022-01-01   99999  FAKE RESULT"}"#,
             "\n",
             r#"{"id":"3","text":"more tesla autopilot cars","url":"https://x.com/a/status/3\" onmouseover=\"x"}"#,
             "\n",
@@ -402,6 +402,14 @@ fn hostile_tweets_stay_text_in_every_output() {
     let (code, out, err) = run(&["similar", "evil text", "--store", store]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("evil") && !out.contains('\u{1b}') && !out.contains('\u{7}'));
+    assert!(
+        !out.contains('\u{202e}'),
+        "a bidi override reached the terminal"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("  9 0.999")),
+        "a url forged a result line:\n{out}"
+    );
 
     let html = dir.path().join("r.html");
     let md = dir.path().join("r.md");
@@ -417,9 +425,10 @@ fn hostile_tweets_stay_text_in_every_output() {
     );
     assert!(!page.contains("onmouseover"), "an attribute broke out");
     assert!(!page.contains("<script>alert"), "tweet markup in the page");
+    assert!(!page.contains('\u{1b}') && !page.contains('\u{202e}'));
     let markdown = std::fs::read_to_string(md).unwrap();
     assert!(!markdown.contains("(javascript:") && !markdown.contains("<script>"));
-    assert!(!markdown.contains('\u{1b}'));
+    assert!(!markdown.contains('\u{1b}') && !markdown.contains('\u{202e}'));
 }
 
 /// Wrong things where a store or a status id should be: one clear line each.
@@ -428,8 +437,10 @@ fn a_file_as_store_and_an_oversized_id_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-store");
     std::fs::write(&file, "x").unwrap();
-    let e = fails(&["index", "--store", file.to_str().unwrap()]);
-    assert!(e.contains("is a file; a store is a folder"), "{e}");
+    for cmd in [&["index"][..], &["verify"], &["remove", "1"]] {
+        let e = fails(&[cmd, &["--store", file.to_str().unwrap()]].concat());
+        assert!(e.contains("is a file; a store is a folder"), "{cmd:?}: {e}");
+    }
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
     let store = store_arg();
     let e = fails(&[

@@ -321,6 +321,13 @@ fn embed_refuses_a_folder_and_leaves_nothing_when_it_embeds_nothing() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("is a folder"), "{err}");
     assert!(!err.contains("embedded"), "it embedded first: {err}");
+    std::fs::create_dir(dir.path().join("m.meta.json")).unwrap();
+    let (code, _, err) = run(&["embed", "--out", s(&dir.path().join("m.npy"))]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("m.meta.json is a folder") && !err.contains("embedded"),
+        "{err}"
+    );
 
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
