@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::index::{Filter, Store};
+use crate::index::{Filter, RowSet, Store};
 use crate::simd::dot;
 
 /// Weight of the relative cosine in hybrid scores (the BM25 share is 1 − this): the best on
@@ -239,19 +239,50 @@ fn with_thread_context(
     ranked
 }
 
+/// Up to this many hits, each is compared with every kept hit; beyond, only with its
+/// nearest neighbours in the graph (all pairs of 50,000 hits took minutes).
+const PAIRWISE_FOLD_LIMIT: usize = 2048;
+/// Graph neighbours a hit's twins are looked for among.
+const FOLD_NEIGHBORS: usize = 16;
+
 /// Folds each hit that is within `threshold` cosine of a better kept hit into that hit.
 fn collapse(store: &Store, ranked: Vec<Ranked>, threshold: f32) -> Vec<Ranked> {
     let mut kept: Vec<Ranked> = Vec::with_capacity(ranked.len());
+    let pairwise = ranked.len() <= PAIRWISE_FOLD_LIMIT;
+    let everyone = (!pairwise).then(|| RowSet::new(store.len(), |_| true));
+    // Rows already seen (kept or folded) → their kept hit, for the graph lookup.
+    let mut home: HashMap<usize, usize> = HashMap::new();
     for r in ranked {
-        let twin = kept
-            .iter()
-            .position(|k| dot(store.vector(k.row), store.vector(r.row)) >= threshold);
-        match twin {
+        let row = r.row;
+        let v = store.vector(row);
+        let twin = match &everyone {
+            None => kept
+                .iter()
+                .position(|k| dot(store.vector(k.row), v) >= threshold),
+            // A twin within the threshold is among a row's nearest neighbours, or was folded
+            // into a kept hit that is: the best-ranked kept hit within the threshold wins, as
+            // in the pairwise pass.
+            Some(all) => store
+                .neighbors(row, FOLD_NEIGHBORS, all)
+                .into_iter()
+                .filter(|h| h.score >= threshold)
+                .filter_map(|h| home.get(&h.row).copied())
+                .filter(|&i| dot(store.vector(kept[i].row), v) >= threshold)
+                .min(),
+        };
+        let i = match twin {
             Some(i) => {
-                let sim = dot(store.vector(kept[i].row), store.vector(r.row));
-                kept[i].duplicates.push((r.row, sim));
+                let sim = dot(store.vector(kept[i].row), v);
+                kept[i].duplicates.push((row, sim));
+                i
             }
-            None => kept.push(r),
+            None => {
+                kept.push(r);
+                kept.len() - 1
+            }
+        };
+        if !pairwise {
+            home.insert(row, i);
         }
     }
     kept

@@ -400,3 +400,73 @@ fn a_corpus_that_no_longer_parses_leaves_the_store_searchable() {
     assert_eq!(code, 1);
     assert!(err.contains("c.jsonl:41: invalid JSON line"), "{err}");
 }
+
+/// Folding near-duplicates over more hits than the pairwise pass takes (here 2,628: every
+/// bundled tweet and three slightly moved copies of it) keeps what the pairwise pass
+/// guarantees: no two kept hits are twins, every folded hit is a twin of its kept one, and
+/// no hit is lost.
+#[test]
+fn folding_many_hits_through_the_graph_keeps_the_pairwise_guarantees() {
+    use tweetsim::search::{self, Mode, Options, Query, DUPLICATE_COSINE};
+    let dir = tempfile::tempdir().unwrap();
+    let (tweets, vectors, s) = bundled();
+    let dim = s.dim();
+    let mut all_tweets = Vec::new();
+    let mut all_vectors = Vec::new();
+    for copy in 0..4u64 {
+        for (r, t) in tweets.iter().enumerate() {
+            let mut t = t.clone();
+            t.id += copy * 1_000_000_007;
+            t.url = format!("https://x.com/i/status/{}", t.id);
+            all_tweets.push(t);
+            // Copies move by a small fixed pattern: cosine ~0.99 to the original.
+            let mut v: Vec<f32> = vectors[r * dim..(r + 1) * dim].to_vec();
+            for (j, x) in v.iter_mut().enumerate() {
+                *x += 0.004 * copy as f32 * if (j + r) % 3 == 0 { 1.0 } else { -0.5 };
+            }
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            all_vectors.extend(v.iter().map(|x| x / norm));
+        }
+    }
+    let file = dir.path().join("c.jsonl");
+    write_jsonl(&file, &all_tweets);
+    let corpus = Corpus::load(&file, None).unwrap();
+    let store_dir = dir.path().join("store");
+    index::build_from_vectors(
+        &store_dir,
+        &corpus,
+        &all_vectors,
+        &s.manifest().model,
+        s.manifest().hnsw,
+    )
+    .unwrap();
+    let store = Store::open(&store_dir).unwrap();
+    let opts = Options {
+        mode: Mode::Dense,
+        k: 3000,
+        ..Options::default()
+    };
+    let q = store.vector(0).to_vec();
+    let hits = search::search(
+        &store,
+        &Query {
+            text: "",
+            vector: &q,
+            exclude: None,
+        },
+        &opts,
+    )
+    .unwrap();
+    let folded: usize = hits.iter().map(|h| h.duplicates.len()).sum();
+    assert_eq!(hits.len() + folded, store.len(), "a hit was lost");
+    assert!(folded >= 3 * tweets.len() / 2, "only {folded} folded");
+    let cos = |a: usize, b: usize| tweetsim::simd::dot(store.vector(a), store.vector(b));
+    for (i, h) in hits.iter().enumerate() {
+        for &(d, sim) in &h.duplicates {
+            assert!(sim >= DUPLICATE_COSINE && (cos(h.row, d) - sim).abs() < 1e-6);
+        }
+        for later in &hits[i + 1..] {
+            assert!(cos(h.row, later.row) < DUPLICATE_COSINE, "two kept twins");
+        }
+    }
+}
