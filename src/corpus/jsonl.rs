@@ -20,22 +20,27 @@ struct Record {
     author: Option<String>,
     #[serde(default)]
     url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     likes: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     retweets: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     replies: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     quotes: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     views: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     bookmarks: u64,
     #[serde(default)]
     is_reply: bool,
     #[serde(default)]
     translation: Option<String>,
+}
+
+/// A count; `null` (some exports write it for "not recorded") reads as 0.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or(0))
 }
 
 #[derive(Deserialize)]
@@ -183,6 +188,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "t.jsonl:1: bad status id 'x1'");
+        // A count of null reads as 0.
+        let t = parse_str("{\"id\": 1, \"text\": \"a\", \"views\": null, \"likes\": 4}\n").unwrap();
+        assert_eq!((t[0].metrics.views, t[0].metrics.likes), (0, 4));
         // A value of the wrong kind names its field.
         let e = parse_str("{\"id\": 1, \"text\": \"a\", \"likes\": -3}\n")
             .unwrap_err()
