@@ -36,24 +36,13 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
     }
     let mut plans: Vec<Plan> = Vec::with_capacity(files.len());
     for &(path, bytes) in files {
-        let target = fs::canonicalize(path).unwrap_or_else(|_| {
-            let parent = fs::canonicalize(parent_of(path));
-            match (parent, path.file_name()) {
-                (Ok(dir), Some(name)) => dir.join(name),
-                _ => path.to_path_buf(),
-            }
-        });
-        let meta = fs::metadata(&target).ok();
-        if meta.as_ref().is_some_and(fs::Metadata::is_dir) {
-            return Err(Error::Invalid(format!("{} is a folder", path.display())));
-        }
+        let (target, in_place) = target_of(path)?;
         if plans.iter().any(|p| p.target == target) {
             return Err(Error::Invalid(format!(
                 "{} is given for two outputs",
                 path.display()
             )));
         }
-        let in_place = meta.is_some_and(|m| !m.is_file());
         plans.push(Plan {
             path,
             target,
@@ -99,6 +88,25 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
     Ok(())
 }
 
+/// Where a write to `path` really goes, and whether it goes there in place: a symlink is
+/// followed, and a device or pipe (`/dev/null`, a FIFO) is written in place, never replaced by
+/// a file. A folder is refused.
+fn target_of(path: &Path) -> Result<(PathBuf, bool)> {
+    let target = fs::canonicalize(path).unwrap_or_else(|_| {
+        let parent = fs::canonicalize(parent_of(path));
+        match (parent, path.file_name()) {
+            (Ok(dir), Some(name)) => dir.join(name),
+            _ => path.to_path_buf(),
+        }
+    });
+    let meta = fs::metadata(&target).ok();
+    if meta.as_ref().is_some_and(fs::Metadata::is_dir) {
+        return Err(Error::Invalid(format!("{} is a folder", path.display())));
+    }
+    let in_place = meta.is_some_and(|m| !m.is_file());
+    Ok((target, in_place))
+}
+
 /// The folder `path` is in ("." for a bare name).
 fn parent_of(path: &Path) -> &Path {
     path.parent()
@@ -106,15 +114,28 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Replaces `path` with what `write` produces, atomically.
+/// Replaces `path` with what `write` produces, atomically (through a symlink; a device or
+/// pipe is written in place, as [`write_all_atomic`] does).
 pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let parent = parent_of(path);
+    let (target, in_place) = target_of(path)?;
+    if in_place {
+        let file = File::options()
+            .write(true)
+            .truncate(true)
+            .open(&target)
+            .map_err(|e| Error::io(path, e))?;
+        let mut w = std::io::BufWriter::new(&file);
+        return write(&mut w)
+            .and_then(|()| w.flush())
+            .map_err(|e| Error::io(path, e));
+    }
+    let parent = parent_of(&target);
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    remove_stale_temps(path, parent);
-    let tmp = temp_path(path);
+    remove_stale_temps(&target, parent);
+    let tmp = temp_path(&target);
     let result = (|| {
         let file = File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(&file);
@@ -122,7 +143,7 @@ pub fn write_atomic_with(
         w.flush()?;
         drop(w);
         file.sync_all()?;
-        fs::rename(&tmp, path)?;
+        fs::rename(&tmp, &target)?;
         sync_dir(parent)
     })();
     if result.is_err() {
@@ -376,6 +397,13 @@ mod tests {
         assert_eq!(fs::read(&real).unwrap(), b"new");
         let null = Path::new("/dev/null");
         write_all_atomic(&[(null, b"gone")]).unwrap();
+        write_atomic(null, b"gone").unwrap();
+        write_atomic(&link, b"newer").unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"newer");
         assert!(
             !fs::metadata(null).unwrap().is_file(),
             "/dev/null was replaced"
