@@ -341,6 +341,7 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
     );
     let gen_dir = dir.join(&generation);
     fs::create_dir(&gen_dir).map_err(|e| Error::io(&gen_dir, e))?;
+    let unfinished = Unfinished(Some(gen_dir.clone()));
     let write = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> Result<()> {
         let path = gen_dir.join(name);
         let file = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
@@ -449,6 +450,7 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
     let json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| Error::store(dir, e.to_string()))?;
     fsutil::write_atomic(&dir.join(MANIFEST), &json)?;
+    unfinished.keep();
 
     // Keep the previous generation for readers that opened it a moment ago; drop the rest
     // (older ones and leftovers of killed builds).
@@ -462,6 +464,25 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A generation being written: removed if the commit fails before the manifest names it,
+/// so a failed build (disk full, a bad file) leaves no folder behind. A killed build's
+/// folder is removed by the next commit.
+struct Unfinished(Option<PathBuf>);
+
+impl Unfinished {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn check_len(vectors: &[f32], n: usize, dim: usize) -> Result<()> {
@@ -535,5 +556,24 @@ impl Write for NpyOut<'_> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unfinished_generation_is_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (failed, committed) = (dir.path().join("gen-a"), dir.path().join("gen-b"));
+        for g in [&failed, &committed] {
+            fs::create_dir(g).unwrap();
+            fs::write(g.join(TWEETS), b"{}\n").unwrap();
+        }
+        drop(Unfinished(Some(failed.clone())));
+        Unfinished(Some(committed.clone())).keep();
+        assert!(!failed.exists());
+        assert!(committed.join(TWEETS).exists());
     }
 }
