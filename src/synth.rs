@@ -19,6 +19,9 @@ pub const FIRST_ID: u64 = 9_000_000_000_000_000_000;
 /// Synthetic tweets are posted a minute apart (their ids are snowflakes), so none looks like
 /// the next part of a thread ([`crate::corpus::threads`]).
 const SPACING_MS: u64 = 60_000;
+/// The most tweets one run can make before their ids would pass `u64::MAX` (about 37.5
+/// million): beyond it ids would wrap around and repeat.
+pub const MAX_TWEETS: u64 = (u64::MAX - FIRST_ID) / (SPACING_MS << 22);
 
 /// SplitMix64: tiny, fast and fully determined by its seed.
 #[derive(Debug, Clone)]
@@ -237,6 +240,13 @@ mod tests {
     use super::*;
     use crate::corpus::{Corpus, Format};
     use std::path::Path;
+
+    #[test]
+    fn the_last_allowed_id_fits_and_the_next_would_not() {
+        let step = SPACING_MS << 22;
+        assert!(FIRST_ID.checked_add(MAX_TWEETS * step).is_some());
+        assert!(FIRST_ID.checked_add((MAX_TWEETS + 1) * step).is_none());
+    }
 
     #[test]
     fn same_seed_same_tweets_and_they_read_back() {

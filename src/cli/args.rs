@@ -160,8 +160,8 @@ pub struct DupsArgs {
 
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// How many tweets to make.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How many tweets to make (at most 37,537,988: their ids are a minute apart and must fit in 64 bits).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=tweetsim::synth::MAX_TWEETS))]
     pub tweets: u64,
     /// Output JSONL file.
     #[arg(long, value_name = "FILE.jsonl")]

@@ -226,6 +226,18 @@ fn synthetic_sets_are_reproducible() {
     assert_eq!(eb.ids.len(), 200);
 }
 
+/// Past ~37.5 million tweets the snowflake ids would wrap around and repeat: refused up front.
+#[test]
+fn synth_refuses_more_tweets_than_ids_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.jsonl");
+    let too_many = (tweetsim::synth::MAX_TWEETS + 1).to_string();
+    let (code, _, err) = run(&["synth", "--tweets", &too_many, "--out", s(&out)]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&too_many) && err.contains("--tweets"), "{err}");
+    assert!(!out.exists());
+}
+
 /// Synthetic vectors stand in for the real embeddings of their texts: the model embedding the
 /// same texts lands close to each (median cosine 0.895 over 20,000 in
 /// `scripts/synth-realism.sh`), far closer than to a random other synthetic tweet.
