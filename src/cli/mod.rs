@@ -324,11 +324,13 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
         None => (tweetsim::topics::discover(&store, &opts)?, Vec::new()),
     };
     if let Some(themes) = themes.as_ref().filter(|_| !g.quiet) {
-        for (theme, terms) in themes.iter().zip(&terms) {
+        for ((theme, terms), topic) in themes.iter().zip(&terms).zip(&topics.topics) {
             if terms.is_empty() {
                 eprintln!(
-                    "note: no tweet uses the words of theme '{}'; its tweets are the nearest by meaning alone",
-                    theme.name
+                    "note: no tweet uses the words of theme '{}'; it takes only tweets within cosine {} of its name by meaning ({} here)",
+                    theme.name,
+                    tweetsim::topics::themes::MEANING_ONLY_MIN_COSINE,
+                    tweetsim::report::tweets(topic.rows.len())
                 );
             }
         }

@@ -76,7 +76,7 @@ fn sizes_chart(h: &mut String, r: &Report) {
             topic: t.id,
             label: format!("{}. {}", t.id, t.label),
             value: t.size as f64,
-            tooltip: format!("{} tweets ({:.1}%)", t.size, 100.0 * t.share),
+            tooltip: format!("{} ({:.1}%)", super::tweets(t.size), 100.0 * t.share),
             caption: t.size.to_string(),
         })
         .collect();

@@ -215,15 +215,17 @@ impl Report {
             100.0 * self.unassigned_share
         );
         for t in &self.topics {
+            let dates = match (&t.first_date, &t.last_date) {
+                (Some(first), Some(last)) => format!(", {first} … {last}"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "[{}] {}  —  {} tweets ({:.1}%), {} … {}",
+                "[{}] {}  —  {} ({:.1}%){dates}",
                 t.id,
                 t.label,
-                t.size,
+                tweets(t.size),
                 100.0 * t.share,
-                t.first_date.as_deref().unwrap_or("-"),
-                t.last_date.as_deref().unwrap_or("-")
             );
             let kws: Vec<&str> = t.keywords.iter().map(|k| k.term.as_str()).collect();
             let _ = writeln!(s, "    keywords: {}", kws.join(", "));
@@ -257,7 +259,8 @@ impl Report {
             } else if self.guided {
                 let _ = writeln!(
                     s,
-                    "    matched via: no word (no tweet uses the theme's words)"
+                    "    matched via: no word (no tweet uses the theme's words), so only by meaning: tweets within cosine {} of the name",
+                    crate::topics::themes::MEANING_ONLY_MIN_COSINE
                 );
             }
             let _ = writeln!(s);
@@ -409,6 +412,15 @@ pub fn terminal_safe(s: &str) -> String {
 fn unsafe_char(c: char) -> bool {
     let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     (c.is_control() && c != '\n' && c != '\t') || bidi
+}
+
+/// "1 tweet", "2 tweets".
+pub fn tweets(n: usize) -> String {
+    if n == 1 {
+        "1 tweet".to_string()
+    } else {
+        format!("{n} tweets")
+    }
 }
 
 #[cfg(test)]

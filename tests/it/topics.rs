@@ -207,6 +207,21 @@ fn bad_topic_requests_fail_cleanly() {
     );
     assert!(out.contains("matched via: tesla"), "{out}");
 
+    // Themes this corpus never speaks of take (next to) nothing, instead of the ~10% of tweets
+    // a z-score always ranks above the rest.
+    let v = topics_report(&[
+        "--themes",
+        "tesla, quantum chromodynamics, knitting, tax law",
+    ]);
+    let sizes: Vec<u64> = v["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["size"].as_u64().unwrap())
+        .collect();
+    assert!(sizes[0] >= 30, "{sizes:?}");
+    assert!(sizes[1..].iter().all(|&s| s <= 1), "{sizes:?}");
+
     // Report files land together or not at all.
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("ok.md");
