@@ -1,7 +1,7 @@
 //! One error type for the whole library, so the binary can print any failure as a
 //! single line and map it to an exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -28,8 +28,12 @@ pub enum Error {
     Encoder(String),
 
     /// A store that cannot be used as it is: missing, corrupt, or built for something else.
-    #[error("store {}: {msg}; rebuild with `tweetsim index --store {}`", dir.display(), dir.display())]
-    Store { dir: PathBuf, msg: String },
+    #[error("store {}: {msg}; rebuild with {}", dir.display(), corpus.rebuild_command(dir))]
+    Store {
+        dir: PathBuf,
+        msg: String,
+        corpus: BuiltFrom,
+    },
 
     /// A request that cannot be answered (empty query, unknown id, k = 0, ...).
     #[error("{0}")]
@@ -58,9 +62,13 @@ impl Error {
         }
     }
 
-    pub(crate) fn store(dir: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+    /// A store error whose rebuild hint names the corpus the store's manifest records, so
+    /// following it does not rebuild a store of another corpus from the bundled one.
+    pub fn store(dir: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        let dir = dir.into();
         Error::Store {
-            dir: dir.into(),
+            corpus: BuiltFrom::recorded(&dir),
+            dir,
             msg: msg.into(),
         }
     }
@@ -80,5 +88,56 @@ pub(crate) fn candle_message(e: &candle_core::Error) -> String {
     match e {
         candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
         other => other.to_string(),
+    }
+}
+
+/// The corpus a store was built from, as far as its manifest still says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuiltFrom {
+    Bundled,
+    File(String),
+    /// No readable manifest: the hint cannot say.
+    Unknown,
+}
+
+impl BuiltFrom {
+    /// Best effort, on the error path only: the manifest's `corpus.source`, if it parses.
+    fn recorded(dir: &Path) -> BuiltFrom {
+        let source = std::fs::read(dir.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|m| m["corpus"]["source"].as_str().map(str::to_string));
+        match source {
+            Some(s) if s == crate::corpus::BUNDLED_NAME => BuiltFrom::Bundled,
+            Some(s) => BuiltFrom::File(s),
+            None => BuiltFrom::Unknown,
+        }
+    }
+
+    /// The command that rebuilds the store at `dir` from the same corpus.
+    fn rebuild_command(&self, dir: &Path) -> String {
+        let store = shell_word(&dir.display().to_string());
+        match self {
+            BuiltFrom::Bundled => format!("`tweetsim index --store {store}`"),
+            BuiltFrom::File(path) => {
+                format!(
+                    "`tweetsim index --store {store} --corpus {}`",
+                    shell_word(path)
+                )
+            }
+            BuiltFrom::Unknown => format!(
+                "`tweetsim index --store {store}`, plus `--corpus FILE` if it was built from a file"
+            ),
+        }
+    }
+}
+
+/// `path` as one shell word: quoted when it holds anything a shell would split or expand.
+fn shell_word(path: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%".contains(c);
+    if !path.is_empty() && path.chars().all(plain) {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', r"'\''"))
     }
 }

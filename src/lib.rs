@@ -19,4 +19,4 @@ pub mod stream;
 pub mod synth;
 pub mod topics;
 
-pub use error::{Error, Result};
+pub use error::{BuiltFrom, Error, Result};

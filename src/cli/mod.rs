@@ -670,14 +670,14 @@ fn open_fresh_store(
         .as_ref()
         .filter(|m| m.embedding_text != corpus::EMBEDDING_TEXT_POLICY)
     {
-        bail!(tweetsim::Error::Store {
-            dir: dir.to_path_buf(),
-            msg: format!(
+        bail!(tweetsim::Error::store(
+            dir,
+            format!(
                 "its vectors embed text as '{}', this tweetsim as '{}'",
                 m.embedding_text,
                 corpus::EMBEDDING_TEXT_POLICY
             ),
-        });
+        ));
     }
     // Which corpus the store should reflect: the one named, else the one it was built from.
     let current: Option<Corpus> = match (&manifest, &corpus.corpus) {
@@ -738,10 +738,10 @@ fn open_fresh_store(
         let enc = take_or_load(g, encoder)?;
         if let Some(m) = &manifest {
             if &m.model != enc.identity() {
-                bail!(tweetsim::Error::Store {
-                    dir: dir.to_path_buf(),
-                    msg: format!("built with model {}, not {}", m.model.id, enc.identity().id),
-                });
+                bail!(tweetsim::Error::store(
+                    dir,
+                    format!("built with model {}, not {}", m.model.id, enc.identity().id),
+                ));
             }
         }
         // An update keeps the graph's shape and search beam as the store recorded them.

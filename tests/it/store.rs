@@ -248,6 +248,37 @@ fn open_err(gen: &Path) -> String {
     }
 }
 
+/// Following the hint must rebuild the store from its own corpus, not from the bundled one.
+#[test]
+fn the_rebuild_hint_names_the_corpus_the_store_was_built_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("my tweets.jsonl");
+    write_jsonl(&path, &Corpus::bundled().tweets[..40]);
+    let corpus = Corpus::load(&path, None).unwrap();
+    let store = dir.path().join("store");
+    index::build(&store, &corpus, encoder(), HnswParams::default(), |_, _| {}).unwrap();
+    let gen = store.join(&Store::open(&store).unwrap().manifest().generation);
+
+    let emb = gen.join("embeddings.npy");
+    let bytes = fs::read(&emb).unwrap();
+    fs::write(&emb, &bytes[..bytes.len() - 8]).unwrap();
+    let e = open_err(&gen);
+    let abs = fs::canonicalize(&path).unwrap();
+    let want = format!("--corpus '{}'`", abs.display());
+    assert!(
+        e.contains("embeddings.npy is corrupt") && e.contains(&want),
+        "{e}"
+    );
+
+    // With the manifest unreadable the corpus is unknown, and the hint says to name it.
+    fs::write(store.join("manifest.json"), b"{ not json").unwrap();
+    let e = open_err(&gen);
+    assert!(
+        e.contains("plus `--corpus FILE` if it was built from a file"),
+        "{e}"
+    );
+}
+
 #[test]
 fn corrupt_truncated_or_foreign_stores_are_refused() {
     let (_t, gen) = crate::common::store_copy();
