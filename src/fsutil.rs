@@ -28,64 +28,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// folder, or two entries naming one file (however spelled), are refused before anything is
 /// written.
 pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
-    struct Plan<'a> {
-        path: &'a Path,
-        target: PathBuf,
-        bytes: &'a [u8],
-        in_place: bool,
-    }
-    let mut plans: Vec<Plan> = Vec::with_capacity(files.len());
-    for &(path, bytes) in files {
+    let mut targets: Vec<(PathBuf, bool)> = Vec::with_capacity(files.len());
+    for &(path, _) in files {
         let (target, in_place) = target_of(path)?;
-        if plans.iter().any(|p| p.target == target) {
+        if targets.iter().any(|(t, _)| *t == target) {
             return Err(Error::Invalid(format!(
                 "{} is given for two outputs",
                 path.display()
             )));
         }
-        plans.push(Plan {
-            path,
-            target,
-            bytes,
-            in_place,
-        });
+        targets.push((target, in_place));
     }
-    let mut temps: Vec<(PathBuf, &Plan)> = Vec::with_capacity(plans.len());
-    let written = plans.iter().filter(|p| !p.in_place).try_for_each(|p| {
-        let parent = parent_of(&p.target);
-        fs::create_dir_all(parent).map_err(|e| Error::io(p.path, e))?;
-        remove_stale_temps(&p.target, parent);
-        let tmp = temp_path(&p.target);
-        let made = File::create(&tmp).and_then(|mut f| {
-            f.write_all(p.bytes)?;
-            f.sync_all()
-        });
-        temps.push((tmp, p));
-        made.map_err(|e| Error::io(p.path, e))
-    });
+    let both = || files.iter().zip(&targets);
+    // A failure anywhere below drops the staged files, which removes them.
+    let staged = both()
+        .filter(|(_, (_, in_place))| !in_place)
+        .map(|(&(path, bytes), (target, _))| stage(path, target, |w| w.write_all(bytes)))
+        .collect::<Result<Vec<Staged>>>()?;
     // Devices and pipes next: one that fails leaves every file as it was.
-    let written = written.and_then(|()| {
-        plans.iter().filter(|p| p.in_place).try_for_each(|p| {
-            File::options()
-                .write(true)
-                .truncate(true)
-                .open(&p.target)
-                .and_then(|mut f| f.write_all(p.bytes))
-                .map_err(|e| Error::io(p.path, e))
-        })
-    });
-    if let Err(e) = written {
-        for (tmp, _) in &temps {
-            let _ = fs::remove_file(tmp);
-        }
-        return Err(e);
+    for (&(path, bytes), (target, _)) in both().filter(|(_, (_, in_place))| *in_place) {
+        write_in_place(path, target, |w| w.write_all(bytes))?;
     }
-    for (tmp, p) in &temps {
-        fs::rename(tmp, &p.target)
-            .and_then(|()| sync_dir(parent_of(&p.target)))
-            .map_err(|e| Error::io(p.path, e))?;
+    staged.into_iter().try_for_each(Staged::commit)
+}
+
+/// Replaces `path` with what `write` produces, atomically (through a symlink; a device or
+/// pipe is written in place, as [`write_all_atomic`] does).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let (target, in_place) = target_of(path)?;
+    if in_place {
+        write_in_place(path, &target, write)
+    } else {
+        stage(path, &target, write)?.commit()
     }
-    Ok(())
 }
 
 /// Where a write to `path` really goes, and whether it goes there in place: a symlink is
@@ -114,42 +92,74 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Replaces `path` with what `write` produces, atomically (through a symlink; a device or
-/// pipe is written in place, as [`write_all_atomic`] does).
-pub fn write_atomic_with(
+/// A new version of a file, written and synced beside its target but not yet in place.
+/// [`Staged::commit`] renames it over the target; dropping it uncommitted removes it.
+struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+    /// The path as the caller named it, for errors.
+    path: PathBuf,
+    committed: bool,
+}
+
+/// Writes what `write` produces beside `target` (the real file behind `path`), synced.
+fn stage(
     path: &Path,
+    target: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
+) -> Result<Staged> {
+    let parent = parent_of(target);
+    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    remove_stale_temps(target, parent);
+    let staged = Staged {
+        tmp: temp_path(target),
+        target: target.to_path_buf(),
+        path: path.to_path_buf(),
+        committed: false,
+    };
+    let file = File::create(&staged.tmp).map_err(|e| Error::io(path, e))?;
+    let mut w = std::io::BufWriter::new(&file);
+    write(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(path, e))?;
+    drop(w);
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(staged)
+}
+
+impl Staged {
+    fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.target)
+            .and_then(|()| sync_dir(parent_of(&self.target)))
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a device or pipe as it is (truncating what can be).
+fn write_in_place(
+    path: &Path,
+    target: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let (target, in_place) = target_of(path)?;
-    if in_place {
-        let file = File::options()
-            .write(true)
-            .truncate(true)
-            .open(&target)
-            .map_err(|e| Error::io(path, e))?;
-        let mut w = std::io::BufWriter::new(&file);
-        return write(&mut w)
-            .and_then(|()| w.flush())
-            .map_err(|e| Error::io(path, e));
-    }
-    let parent = parent_of(&target);
-    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    remove_stale_temps(&target, parent);
-    let tmp = temp_path(&target);
-    let result = (|| {
-        let file = File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(&file);
-        write(&mut w)?;
-        w.flush()?;
-        drop(w);
-        file.sync_all()?;
-        fs::rename(&tmp, &target)?;
-        sync_dir(parent)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| Error::io(path, e))
+    let file = File::options()
+        .write(true)
+        .truncate(true)
+        .open(target)
+        .map_err(|e| Error::io(path, e))?;
+    let mut w = std::io::BufWriter::new(&file);
+    write(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Removes the temporaries of `path` that killed runs left (their process is gone): an

@@ -327,7 +327,7 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
         for ((theme, terms), topic) in themes.iter().zip(&terms).zip(&topics.topics) {
             if terms.is_empty() {
                 eprintln!(
-                    "note: no tweet uses the words of theme '{}'; it takes only tweets within cosine {} of its name by meaning ({} here)",
+                    "note: no tweet has a content word of theme '{}' (stop words do not count); it takes only tweets within cosine {} of its name by meaning ({} here)",
                     theme.name,
                     tweetsim::topics::themes::MEANING_ONLY_MIN_COSINE,
                     tweetsim::report::tweets(topic.rows.len())

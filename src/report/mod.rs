@@ -259,7 +259,7 @@ impl Report {
             } else if self.guided {
                 let _ = writeln!(
                     s,
-                    "    matched via: no word (no tweet uses the theme's words), so only by meaning: tweets within cosine {} of the name",
+                    "    matched via: no word (no tweet has a content word of the theme), so only by meaning: tweets within cosine {} of the name",
                     crate::topics::themes::MEANING_ONLY_MIN_COSINE
                 );
             }
