@@ -11,6 +11,7 @@ Usage (the venv of scripts/st-venv.sh):
   target/bench-venv/bin/python scripts/st-embed.py STORE_GEN/tweets.jsonl MODEL_DIR OUT
 """
 import json
+import os
 import re
 import sys
 
@@ -38,6 +39,11 @@ def embedding_text(text):
 def main():
     tweets_jsonl, model_dir, out = sys.argv[1:4]
     tweets = [json.loads(line) for line in open(tweets_jsonl, encoding="utf-8")]
+    # Rows removed from the store (tombstones) are not its tweets any more.
+    tombstones = os.path.join(os.path.dirname(tweets_jsonl), "tombstones.json")
+    if os.path.exists(tombstones):
+        dead = set(json.load(open(tombstones)))
+        tweets = [t for row, t in enumerate(tweets) if row not in dead]
     model = SentenceTransformer(model_dir, device="cpu")
     vectors = model.encode(
         [embedding_text(t["text"]) for t in tweets],

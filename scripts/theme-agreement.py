@@ -14,10 +14,15 @@ THEMES = ["tesla", "llm", "teaching", "image generation", "speech"]
 def load(paths):
     labels = {}
     for path in paths:
-        for line in open(path, encoding="utf-8"):
-            if not line.startswith("#"):
-                f = line.rstrip("\n").split("\t")
-                labels[f[0]] = (int(f[1]), f[2])
+        for n, line in enumerate(open(path, encoding="utf-8"), 1):
+            if line.startswith("#") or not line.strip():
+                continue
+            f = line.rstrip("\n").split("\t")
+            if len(f) < 3 or not f[1].isdigit():
+                sys.exit(f"{path}:{n}: expected status id, entry number, label")
+            if f[0] in labels:
+                sys.exit(f"{path}:{n}: status id {f[0]} is labelled twice")
+            labels[f[0]] = (int(f[1]), f[2])
     return labels
 
 
@@ -35,7 +40,10 @@ def main():
         tp = sum(a[i][1] == t and b[i][1] == t for i in a)
         only_a = sum(a[i][1] == t and b[i][1] != t for i in a)
         only_b = sum(a[i][1] != t and b[i][1] == t for i in a)
-        f1 = 2 * tp / (2 * tp + only_a + only_b) if tp else 0.0
+        if tp + only_a + only_b == 0:
+            print(f"{t:17s} F1 n/a (neither labelling uses it)")
+            continue
+        f1 = 2 * tp / (2 * tp + only_a + only_b)
         print(f"{t:17s} F1 {f1:.2f} (both {tp}, first only {only_a}, second only {only_b})")
     for i in sorted(a, key=lambda i: a[i][0]):
         if a[i][1] != b[i][1]:

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::corpus::Format;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,19 @@ impl Error {
         }
     }
 
+    /// A store error met while building from `corpus`: its rebuild hint names that corpus,
+    /// not the one the store's manifest recorded before.
+    pub(crate) fn building_from(self, corpus: &crate::corpus::Corpus) -> Self {
+        match self {
+            Error::Store { dir, msg, .. } => Error::Store {
+                dir,
+                msg,
+                corpus: BuiltFrom::corpus(&corpus.source, corpus.format),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn encoder(e: impl std::fmt::Display) -> Self {
         Error::Encoder(e.to_string())
     }
@@ -95,33 +110,56 @@ pub(crate) fn candle_message(e: &candle_core::Error) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuiltFrom {
     Bundled,
-    File(String),
+    /// A corpus file, and the format it was read as.
+    File {
+        path: String,
+        format: Format,
+    },
     /// No readable manifest: the hint cannot say.
     Unknown,
 }
 
 impl BuiltFrom {
-    /// Best effort, on the error path only: the manifest's `corpus.source`, if it parses.
-    fn recorded(dir: &Path) -> BuiltFrom {
-        let source = std::fs::read(dir.join("manifest.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|m| m["corpus"]["source"].as_str().map(str::to_string));
-        match source {
-            Some(s) if s == crate::corpus::BUNDLED_NAME => BuiltFrom::Bundled,
-            Some(s) => BuiltFrom::File(s),
-            None => BuiltFrom::Unknown,
+    /// The corpus a build was reading.
+    pub(crate) fn corpus(source: &str, format: Format) -> BuiltFrom {
+        if source == crate::corpus::BUNDLED_NAME {
+            BuiltFrom::Bundled
+        } else {
+            BuiltFrom::File {
+                path: source.to_string(),
+                format,
+            }
         }
     }
 
-    /// The command that rebuilds the store at `dir` from the same corpus.
+    /// Best effort, on the error path only: the manifest's corpus, if it parses.
+    fn recorded(dir: &Path) -> BuiltFrom {
+        let manifest = std::fs::read(dir.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let corpus = manifest.as_ref().and_then(|m| {
+            let source = m["corpus"]["source"].as_str()?;
+            let format = serde_json::from_value(m["corpus"]["format"].clone()).ok()?;
+            Some(BuiltFrom::corpus(source, format))
+        });
+        corpus.unwrap_or(BuiltFrom::Unknown)
+    }
+
+    /// The command that rebuilds the store at `dir` from the same corpus (with `--format`
+    /// where the file's extension would not choose the format it was read as).
     fn rebuild_command(&self, dir: &Path) -> String {
         let store = shell_word(&dir.display().to_string());
         match self {
             BuiltFrom::Bundled => format!("`tweetsim index --store {store}`"),
-            BuiltFrom::File(path) => {
+            BuiltFrom::File { path, format } => {
+                let by_extension = Format::from_path(Path::new(path)).ok();
+                let format = if by_extension == Some(*format) {
+                    String::new()
+                } else {
+                    format!(" --format {format}")
+                };
                 format!(
-                    "`tweetsim index --store {store} --corpus {}`",
+                    "`tweetsim index --store {store} --corpus {}{format}`",
                     shell_word(path)
                 )
             }
@@ -139,5 +177,33 @@ fn shell_word(path: &str) -> String {
         path.to_string()
     } else {
         format!("'{}'", path.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::Corpus;
+
+    /// Building from a new corpus, the hint names it, not the one the manifest recorded.
+    #[test]
+    fn the_rebuild_hint_follows_the_corpus_being_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = r#"{"corpus": {"source": "/data/old.jsonl", "format": "jsonl"}}"#;
+        std::fs::write(dir.path().join("manifest.json"), manifest).unwrap();
+        let recorded = Error::store(dir.path(), "broken").to_string();
+        assert!(
+            recorded.ends_with("--corpus /data/old.jsonl`"),
+            "{recorded}"
+        );
+
+        let text = r#"{"id": "1", "text": "hello"}"#;
+        let new = Corpus::parse(Path::new("/data/new tweets.txt"), text, Format::Jsonl).unwrap();
+        let building = Error::store(dir.path(), "broken").building_from(&new);
+        let hint = building.to_string();
+        assert!(
+            hint.ends_with("--corpus '/data/new tweets.txt' --format jsonl`"),
+            "{hint}"
+        );
     }
 }

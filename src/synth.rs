@@ -59,7 +59,7 @@ pub struct Made {
     pub parents: (usize, usize),
 }
 
-/// An endless, deterministic stream of tweets recombined from `base` (which must not be
+/// A deterministic stream of [`MAX_TWEETS`] tweets recombined from `base` (which must not be
 /// empty).
 pub struct Tweets<'a> {
     base: &'a [Tweet],
@@ -109,6 +109,9 @@ impl Iterator for Tweets<'_> {
     type Item = Made;
 
     fn next(&mut self) -> Option<Made> {
+        if self.made as u64 >= MAX_TWEETS {
+            return None;
+        }
         let (i, j) = (
             self.rng.below(self.base.len()),
             self.rng.below(self.base.len()),
@@ -242,10 +245,17 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn the_last_allowed_id_fits_and_the_next_would_not() {
-        let step = SPACING_MS << 22;
-        assert!(FIRST_ID.checked_add(MAX_TWEETS * step).is_some());
-        assert!(FIRST_ID.checked_add((MAX_TWEETS + 1) * step).is_none());
+    fn the_stream_ends_at_the_last_id_that_fits() {
+        let base = Corpus::bundled().tweets;
+        let mut gen = Tweets::new(&base, 1);
+        gen.made = MAX_TWEETS as usize - 1;
+        let last = gen.next().expect("the last tweet").tweet.id;
+        assert_eq!(last, FIRST_ID + ((MAX_TWEETS * SPACING_MS) << 22));
+        assert!(
+            last > u64::MAX - (SPACING_MS << 22),
+            "a next id would overflow"
+        );
+        assert!(gen.next().is_none());
     }
 
     #[test]

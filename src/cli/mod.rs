@@ -327,7 +327,7 @@ fn topics_cmd(g: &Global, a: &TopicsArgs) -> Result<()> {
         for ((theme, terms), topic) in themes.iter().zip(&terms).zip(&topics.topics) {
             if terms.is_empty() {
                 eprintln!(
-                    "note: no tweet has a content word of theme '{}' (stop words do not count); it takes only tweets within cosine {} of its name by meaning ({} here)",
+                    "note: no tweet has any of the words or seeds of theme '{}' (stop words do not count); it takes only tweets within cosine {} of its name and description ({} here)",
                     theme.name,
                     tweetsim::topics::themes::MEANING_ONLY_MIN_COSINE,
                     tweetsim::report::tweets(topic.rows.len())
@@ -456,7 +456,7 @@ fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {
     let mut made = Vec::new();
     fsutil::write_atomic_with(&a.out, |w| {
         for _ in 0..n {
-            let m = gen.next().expect("endless");
+            let m = gen.next().expect("--tweets is at most synth::MAX_TWEETS");
             writeln!(w, "{}", synth::to_jsonl(&m.tweet))?;
             if halves.is_some() {
                 made.push((m.tweet.id, m.parents));

@@ -341,7 +341,11 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
     );
     let gen_dir = dir.join(&generation);
     fs::create_dir(&gen_dir).map_err(|e| Error::io(&gen_dir, e))?;
-    let unfinished = Unfinished(Some(gen_dir.clone()));
+    let unfinished = Unfinished {
+        store: dir.to_path_buf(),
+        generation: generation.clone(),
+        kept: false,
+    };
     let write = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> Result<()> {
         let path = gen_dir.join(name);
         let file = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
@@ -469,18 +473,30 @@ pub(super) fn commit(dir: &Path, previous: Option<&str>, next: Next) -> Result<(
 /// A generation being written: removed if the commit fails before the manifest names it,
 /// so a failed build (disk full, a bad file) leaves no folder behind. A killed build's
 /// folder is removed by the next commit.
-struct Unfinished(Option<PathBuf>);
+struct Unfinished {
+    store: PathBuf,
+    generation: String,
+    kept: bool,
+}
 
 impl Unfinished {
     fn keep(mut self) {
-        self.0 = None;
+        self.kept = true;
     }
 }
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let _ = fs::remove_dir_all(dir);
+        // The manifest swap can fail after its rename (syncing the folder): then the manifest
+        // names this generation, and removing it would break the store.
+        let named = || {
+            fs::read(manifest_path(&self.store))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|m| m["generation"] == self.generation.as_str())
+        };
+        if !self.kept && !named() {
+            let _ = fs::remove_dir_all(self.store.join(&self.generation));
         }
     }
 }
@@ -564,16 +580,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unfinished_generation_is_removed_unless_kept() {
+    fn an_unfinished_generation_is_removed_unless_kept_or_named() {
         let dir = tempfile::tempdir().unwrap();
-        let (failed, committed) = (dir.path().join("gen-a"), dir.path().join("gen-b"));
-        for g in [&failed, &committed] {
-            fs::create_dir(g).unwrap();
-            fs::write(g.join(TWEETS), b"{}\n").unwrap();
+        let unfinished = |generation: &str| Unfinished {
+            store: dir.path().to_path_buf(),
+            generation: generation.to_string(),
+            kept: false,
+        };
+        for g in ["gen-failed", "gen-kept", "gen-named"] {
+            fs::create_dir(dir.path().join(g)).unwrap();
         }
-        drop(Unfinished(Some(failed.clone())));
-        Unfinished(Some(committed.clone())).keep();
-        assert!(!failed.exists());
-        assert!(committed.join(TWEETS).exists());
+        // A manifest naming gen-named, as when the swap's rename landed but its sync failed.
+        fs::write(
+            manifest_path(dir.path()),
+            r#"{"format_version": 1, "generation": "gen-named"}"#,
+        )
+        .unwrap();
+
+        drop(unfinished("gen-failed"));
+        unfinished("gen-kept").keep();
+        drop(unfinished("gen-named"));
+        assert!(!dir.path().join("gen-failed").exists());
+        assert!(dir.path().join("gen-kept").exists());
+        assert!(dir.path().join("gen-named").exists());
     }
 }

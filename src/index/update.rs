@@ -48,6 +48,16 @@ pub fn build(
     corpus: &Corpus,
     encoder: &Encoder,
     params: HnswParams,
+    progress: impl FnMut(usize, usize),
+) -> Result<BuildReport> {
+    build_embedding(dir, corpus, encoder, params, progress).map_err(|e| e.building_from(corpus))
+}
+
+fn build_embedding(
+    dir: &Path,
+    corpus: &Corpus,
+    encoder: &Encoder,
+    params: HnswParams,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<BuildReport> {
     let _lock = files::lock(dir)?;
@@ -117,6 +127,7 @@ pub fn build_from_vectors(
     let _lock = files::lock(dir)?;
     let previous = previous(dir, model);
     write(dir, previous, corpus, vectors.to_vec(), model, params)
+        .map_err(|e| e.building_from(corpus))
 }
 
 /// Removes tweets from the store by status id: they become tombstones (or the store is

@@ -259,7 +259,7 @@ impl Report {
             } else if self.guided {
                 let _ = writeln!(
                     s,
-                    "    matched via: no word (no tweet has a content word of the theme), so only by meaning: tweets within cosine {} of the name",
+                    "    matched via: no word (no tweet has any of the theme's words or seeds), so only by meaning: tweets within cosine {} of its name and description",
                     crate::topics::themes::MEANING_ONLY_MIN_COSINE
                 );
             }

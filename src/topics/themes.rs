@@ -27,9 +27,9 @@
 //!    about either.
 //! 7. **Themes with no word in the corpus.** A z-score only ranks: some tweets always stand
 //!    out, even for "quantum chromodynamics". A theme that no tweet names (no term) needs
-//!    direct evidence instead: only tweets within cosine 0.3 of its query may take it (on the
-//!    hand labels, a tweet that close to a theme's name is about it 86% of the time; at 0.25,
-//!    half the time).
+//!    direct evidence instead: only tweets within cosine 0.3 of its query (name with
+//!    description) may take it, and for the others it is no runner-up (on the hand labels, a
+//!    tweet that close to a theme's name is about it 86% of the time; at 0.25, half the time).
 //!
 //! Deterministic: no sampling; neighbour queries are combined in row order.
 
@@ -870,5 +870,11 @@ mod tests {
         assert_eq!(confidence, [2.0, 0.0, 0.0, 1.2]);
         // With one theme there is no runner-up.
         assert_eq!(decide(&[vec![1.1]]).0, [Some(0)]);
+        // A theme a tweet may not take (−∞) is no runner-up either, and a tweet that may take
+        // none is other.
+        let inf = f32::NEG_INFINITY;
+        let (assignment, confidence) = decide(&[vec![1.1, inf], vec![inf, inf], vec![inf, 0.4]]);
+        assert_eq!(assignment, [Some(0), None, None]);
+        assert_eq!(confidence, [1.1, 0.0, 0.0]);
     }
 }

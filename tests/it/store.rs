@@ -270,6 +270,28 @@ fn the_rebuild_hint_names_the_corpus_the_store_was_built_from() {
         "{e}"
     );
 
+    // A file whose extension does not tell its format gets --format in the hint.
+    let odd = dir.path().join("tweets.data");
+    fs::copy(&path, &odd).unwrap();
+    let odd_store = dir.path().join("odd");
+    let corpus = Corpus::load(&odd, Some(Format::Jsonl)).unwrap();
+    index::build(
+        &odd_store,
+        &corpus,
+        encoder(),
+        HnswParams::default(),
+        |_, _| {},
+    )
+    .unwrap();
+    let odd_gen = odd_store.join(&Store::open(&odd_store).unwrap().manifest().generation);
+    fs::write(odd_gen.join("embeddings.npy"), b"").unwrap();
+    let e = open_err(&odd_gen);
+    let abs = fs::canonicalize(&odd).unwrap();
+    assert!(
+        e.contains(&format!("--corpus {} --format jsonl`", abs.display())),
+        "{e}"
+    );
+
     // With the manifest unreadable the corpus is unknown, and the hint says to name it.
     fs::write(store.join("manifest.json"), b"{ not json").unwrap();
     let e = open_err(&gen);

@@ -202,7 +202,7 @@ fn bad_topic_requests_fail_cleanly() {
     let (code, out, err) = run(&["topics", "--themes", "xqzzyv, tesla", "--store", &store]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("no tweet has a content word of theme 'xqzzyv'"),
+        err.contains("no tweet has any of the words or seeds of theme 'xqzzyv'"),
         "{err}"
     );
     assert!(out.contains("matched via: tesla"), "{out}");
