@@ -134,9 +134,7 @@ impl BuiltFrom {
 
     /// Best effort, on the error path only: the manifest's corpus, if it parses.
     fn recorded(dir: &Path) -> BuiltFrom {
-        let manifest = std::fs::read(dir.join("manifest.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let manifest = crate::index::peek_manifest(dir);
         let corpus = manifest.as_ref().and_then(|m| {
             let source = m["corpus"]["source"].as_str()?;
             let format = serde_json::from_value(m["corpus"]["format"].clone()).ok()?;

@@ -490,9 +490,7 @@ impl Drop for Unfinished {
         // The manifest swap can fail after its rename (syncing the folder): then the manifest
         // names this generation, and removing it would break the store.
         let named = || {
-            fs::read(manifest_path(&self.store))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            super::peek_manifest(&self.store)
                 .is_some_and(|m| m["generation"] == self.generation.as_str())
         };
         if !self.kept && !named() {

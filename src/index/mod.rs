@@ -224,6 +224,14 @@ pub fn default_store_dir(corpus_key: &str, model_id: &str) -> Result<PathBuf> {
 }
 
 /// Reads just the manifest, to decide whether a store is stale without loading it.
+/// The store's manifest as plain JSON, if it parses at all: for the error paths that want
+/// one field of it (which generation it names, which corpus it records) even from a
+/// manifest [`read_manifest`] would refuse.
+pub(crate) fn peek_manifest(dir: &Path) -> Option<serde_json::Value> {
+    let bytes = fs::read(files::manifest_path(dir)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     files::not_a_file(dir)?;
     let path = files::manifest_path(dir);
