@@ -131,9 +131,8 @@ fn remove_cmd(g: &Global, ids: &[String], corpus: &CorpusArgs, store: &StoreArgs
     let dir = store_dir(corpus, store, &g.model)?;
     let report = index::remove(&dir, &ids)?;
     say!(
-        "removed {} tweet{}, {} remain ({}) → {}",
-        report.removed,
-        if report.removed == 1 { "" } else { "s" },
+        "removed {}, {} remain ({}) → {}",
+        tweetsim::report::tweets(report.removed),
         report.tweets,
         graph_change(&report),
         dir.display()

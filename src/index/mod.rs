@@ -223,7 +223,6 @@ pub fn default_store_dir(corpus_key: &str, model_id: &str) -> Result<PathBuf> {
     Ok(base.join("tweetsim").join("stores").join(slug))
 }
 
-/// Reads just the manifest, to decide whether a store is stale without loading it.
 /// The store's manifest as plain JSON, if it parses at all: for the error paths that want
 /// one field of it (which generation it names, which corpus it records) even from a
 /// manifest [`read_manifest`] would refuse.
@@ -232,6 +231,7 @@ pub(crate) fn peek_manifest(dir: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Reads just the manifest, to decide whether a store is stale without loading it.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     files::not_a_file(dir)?;
     let path = files::manifest_path(dir);
