@@ -14,6 +14,7 @@ pub mod index;
 pub mod npy;
 pub mod report;
 pub mod search;
+pub mod serve;
 pub mod simd;
 pub mod stream;
 pub mod synth;

@@ -126,6 +126,9 @@ pub enum Command {
     /// Make a synthetic corpus (JSONL) recombined from the bundled tweets, optionally with
     /// vectors, for scale tests and benchmarks.
     Synth(SynthArgs),
+    /// Serve a store over HTTP: a JSON API (similar, tweets, topics, embed, metrics), a
+    /// search page at /, and each new generation that `index` or `remove` publishes.
+    Serve(ServeArgs),
     /// Write the corpus embeddings as FILE.npy (float32 rows × dim), FILE.ids and
     /// FILE.meta.json, streaming any size of input; an interrupted run resumes.
     Embed {
@@ -152,6 +155,33 @@ pub struct DupsArgs {
     /// One JSON object per group.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one. The bound address is printed.
+    #[arg(long, env = "TWEETSIM_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Largest k a request may ask for.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_k: u32,
+    /// Largest request body (POST /embed), and longest query text, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_body_bytes: u32,
+    /// Most texts in one POST /embed.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_texts: u32,
+    /// Most queued texts the encoder embeds in one call (1 turns batching across
+    /// concurrent requests off).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_texts: u32,
+    /// How often to look for a new store generation, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..))]
+    pub poll_ms: u64,
     #[command(flatten)]
     pub corpus: CorpusArgs,
     #[command(flatten)]

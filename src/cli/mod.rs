@@ -23,7 +23,8 @@ macro_rules! say {
 }
 
 use args::{
-    Cli, Command, CorpusArgs, DupsArgs, Global, SimilarArgs, StoreArgs, SynthArgs, TopicsArgs,
+    Cli, Command, CorpusArgs, DupsArgs, Global, ServeArgs, SimilarArgs, StoreArgs, SynthArgs,
+    TopicsArgs,
 };
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Topics(a)) => topics_cmd(g, &a),
         Some(Command::Synth(a)) => synth_cmd(g, &a),
         Some(Command::Dups(a)) => dups_cmd(g, &a),
+        Some(Command::Serve(a)) => serve_cmd(g, &a),
     }
 }
 
@@ -430,6 +432,38 @@ fn dups_cmd(g: &Global, a: &DupsArgs) -> Result<()> {
         );
     }
     output::dup_groups(&store, &groups, a.json)
+}
+
+fn serve_cmd(g: &Global, a: &ServeArgs) -> Result<()> {
+    let dir = store_dir(&a.corpus, &a.store, &g.model)?;
+    let mut encoder = None;
+    // Built or brought up to date like `similar` does; from then on the server follows the
+    // generations that `index` and `remove` publish.
+    drop(open_fresh_store(
+        g,
+        &a.corpus,
+        &a.store,
+        &dir,
+        &mut encoder,
+    )?);
+    let encoder = take_or_load(g, &mut encoder)?;
+    let config = tweetsim::serve::Config {
+        addr: a.addr,
+        limits: tweetsim::serve::Limits {
+            max_k: a.max_k as usize,
+            max_body_bytes: a.max_body_bytes as usize,
+            max_texts: a.max_texts as usize,
+        },
+        batch_texts: a.batch_texts as usize,
+        poll: std::time::Duration::from_millis(a.poll_ms),
+        quiet: g.quiet,
+    };
+    tweetsim::serve::run(&dir, encoder, config, |addr| {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr} (store {})", dir.display())?;
+        out.flush()
+    })?;
+    Ok(())
 }
 
 fn synth_cmd(g: &Global, a: &SynthArgs) -> Result<()> {

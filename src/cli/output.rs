@@ -72,59 +72,8 @@ pub fn corpus_summary(c: &Corpus, json: bool) -> Result<()> {
 
 /// One JSON object per hit, one per line; `explain` (the query text) adds the matched words.
 pub fn hits_json(store: &Store, hits: &[Ranked], explain: Option<&str>) -> Result<()> {
-    #[derive(Serialize)]
-    struct Row<'a> {
-        rank: usize,
-        score: f32,
-        dense: f32,
-        lexical: Option<f32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        matched: Option<Vec<String>>,
-        /// What the hit's thread added to its score, and from which part.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        thread: Option<Thread>,
-        id: String,
-        date: Option<String>,
-        url: &'a str,
-        text: &'a str,
-        likes: u64,
-        retweets: u64,
-        replies: u64,
-        is_reply: bool,
-        duplicates: Vec<String>,
-    }
-    #[derive(Serialize)]
-    struct Thread {
-        lift: f32,
-        from: String,
-    }
     let mut out = std::io::stdout().lock();
-    for (i, h) in hits.iter().enumerate() {
-        let t = store.tweet(h.row)?;
-        let row = Row {
-            rank: i + 1,
-            score: h.score,
-            dense: h.dense,
-            lexical: h.lexical,
-            matched: explain.map(|q| store.lexical().matched(q, &t.embedding_text())),
-            thread: h.thread.map(|(part, lift)| Thread {
-                lift,
-                from: store.id(part).to_string(),
-            }),
-            id: t.id.to_string(),
-            date: t.date.map(|d| d.to_string()),
-            url: &t.url,
-            text: &t.text,
-            likes: t.metrics.likes,
-            retweets: t.metrics.retweets,
-            replies: t.metrics.replies,
-            is_reply: t.is_reply,
-            duplicates: h
-                .duplicates
-                .iter()
-                .map(|&(r, _)| store.id(r).to_string())
-                .collect(),
-        };
+    for row in tweetsim::report::hit_records(store, hits, explain)? {
         serde_json::to_writer(&mut out, &row)?;
         writeln!(out)?;
     }

@@ -49,12 +49,21 @@ pub fn render(report: &Report, store: &Store, topics: &Topics) -> Result<String>
         report.unassigned,
         100.0 * report.unassigned_share
     );
+    h.push_str(&charts(report, store, topics)?);
+    topic_tables(&mut h, report);
+    let _ = write!(h, "<script>{SCRIPT}</script>\n</body></html>\n");
+    Ok(h)
+}
+
+/// The four charts as HTML sections, without the page around them: the report page shows
+/// them, and so does the search page of `tweetsim serve`. Each topic's bars carry
+/// `data-topic`, for a page to react to a click.
+pub fn charts(report: &Report, store: &Store, topics: &Topics) -> Result<String> {
+    let mut h = String::new();
     sizes_chart(&mut h, report);
     timeline_chart(&mut h, report);
     map_chart(&mut h, report, store, topics)?;
     engagement_chart(&mut h, report);
-    topic_tables(&mut h, report);
-    let _ = write!(h, "<script>{SCRIPT}</script>\n</body></html>\n");
     Ok(h)
 }
 
@@ -104,10 +113,11 @@ fn bar_chart(h: &mut String, id: &str, bars: &[Bar], caption_room: f64) {
         let w = (width - left - caption_room) * b.value / max;
         let _ = writeln!(
             h,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>{}</title></rect><text x=\"{:.1}\" y=\"{}\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"bar\" data-topic=\"{}\" x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>{}</title></rect><text x=\"{:.1}\" y=\"{}\">{}</text>",
             left - 8.0,
             y + 15.0,
             text(&b.label),
+            b.topic,
             row - 6.0,
             color(b.topic),
             text(&b.tooltip),

@@ -1,8 +1,11 @@
 //! Topic reports: per-topic figures (size, dates, months, engagement, keywords, examples)
 //! gathered once into [`Report`], then rendered as JSON, terminal text, Markdown or HTML.
 
+mod hits;
 mod html;
 pub mod projection;
+
+pub use hits::{hit_records, HitRecord, ThreadLift};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -194,6 +197,11 @@ impl Report {
     /// One self-contained page with the charts and tables; needs the store for the map.
     pub fn to_html(&self, store: &Store, topics: &Topics) -> Result<String> {
         Ok(terminal_safe(&html::render(self, store, topics)?))
+    }
+
+    /// Just the charts, as HTML sections to place in another page.
+    pub fn charts_html(&self, store: &Store, topics: &Topics) -> Result<String> {
+        Ok(terminal_safe(&html::charts(self, store, topics)?))
     }
 
     pub fn to_json(&self) -> String {

@@ -9,6 +9,7 @@ mod fidelity;
 mod hostile;
 mod judged;
 mod retrieval;
+mod serve;
 mod store;
 mod topics;
 mod updates;
