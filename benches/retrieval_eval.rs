@@ -1,7 +1,7 @@
 //! Retrieval quality on the judged queries (`tests/data/judged-queries.toml`): every search
 //! mode, the thread-context and hybrid weight sweeps (tuned on the odd-numbered queries,
 //! reported on the even-numbered, held-out ones), reciprocal-rank fusion for comparison, and each step of
-//! the tweet-aware text cleaning. Prints the README's tables.
+//! the tweet-aware text cleaning. Prints the tables of docs/retrieval.md.
 //!
 //! Run: `cargo bench --bench retrieval_eval`
 

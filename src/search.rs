@@ -9,7 +9,7 @@
 //! the best-scoring part of its thread: parts are written to be read together, and the one
 //! that names the subject ("Whisper", "makemore") speaks for the ones that go on about it.
 //! Both weights were tuned on half of the judged queries in `tests/data/judged-queries.toml`
-//! and checked on the other half (README, "Retrieval quality").
+//! and checked on the other half (docs/retrieval.md).
 
 use std::collections::HashMap;
 
@@ -18,10 +18,10 @@ use crate::index::{Filter, RowSet, Store};
 use crate::simd::dot;
 
 /// Weight of the relative cosine in hybrid scores (the BM25 share is 1 − this): the best on
-/// the odd-numbered judged queries (README, "Retrieval quality").
+/// the odd-numbered judged queries (docs/retrieval.md).
 pub const HYBRID_DENSE_WEIGHT: f32 = 0.7;
-/// Share of the gap to the best part of its thread that a hybrid hit gains (README,
-/// "Retrieval quality").
+/// Share of the gap to the best part of its thread that a hybrid hit gains
+/// (docs/retrieval.md).
 pub const THREAD_WEIGHT: f32 = 0.4;
 /// Two hits at least this similar are one result unless collapsing is off: retweets of the
 /// same text, re-posted announcements, a tweet and its lightly edited copy.

@@ -46,10 +46,10 @@ impl Default for HnswParams {
 /// The search beam a store gets unless `index --ef-search` says otherwise. Synthetic tweets
 /// come in groups of near-identical vectors that grow with the corpus, and a walk must score
 /// most of a group to rank its best ten: on a million of them recall@10 is 0.974 at ef 64 and
-/// crosses 0.99 only between ef 1024 and 1536 (0.995 at 2048, README). A query at ef 2048
-/// costs ~1.8 ms there (single thread, walks on codes), small beside a `similar` process;
-/// in a store of fewer rows than the beam every row is visited. Bulk neighbour queries
-/// (topics, duplicates) use a narrower beam ([`super::NEIGHBORS_EF`]).
+/// crosses 0.99 only between ef 1024 and 1536 (0.995 at 2048, docs/performance.md). A query
+/// at ef 2048 costs ~1.8 ms there (single thread, walks on codes), small beside a `similar`
+/// process; in a store of fewer rows than the beam every row is visited. Bulk neighbour
+/// queries (topics, duplicates) use a narrower beam ([`super::NEIGHBORS_EF`]).
 pub const DEFAULT_EF_SEARCH: usize = 2048;
 
 const MAX_LAYERS: usize = 16;

@@ -1,6 +1,6 @@
 //! The judged query set (`tests/data/judged-queries.toml`) and its scorer: nDCG@10 (graded
 //! gains 2^g − 1), recall@10 and MRR@10. Shared by the retrieval tests and the
-//! `retrieval_eval` bench, which prints the README's tables.
+//! `retrieval_eval` bench, which prints the tables of docs/retrieval.md.
 
 use std::collections::HashMap;
 

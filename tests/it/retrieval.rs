@@ -82,7 +82,7 @@ fn hybrid_beats_dense_and_the_graph_loses_nothing() {
         evaluate(&store, &test, &dense),
         evaluate(&store, &test, &hybrid),
     );
-    // The bar: +0.05 nDCG@10 on the held-out half (measured: +0.059, README).
+    // The bar: +0.05 nDCG@10 on the held-out half (measured: +0.059, docs/retrieval.md).
     assert!(
         ht.ndcg - dt.ndcg >= 0.05,
         "held-out: hybrid {ht:?} vs dense {dt:?}"

@@ -404,7 +404,7 @@ fn best_topics(v: &Value, file: &str) {
 #[test]
 fn guided_themes_against_hand_labels() {
     // The target is F1 >= 0.7 per theme from names alone: on the labels the parameters
-    // were chosen on, four themes reach it, "teaching" does not (0.53, README); the floors
+    // were chosen on, four themes reach it, "teaching" does not (0.53, docs/topics.md); the floors
     // guard what each set reaches now.
     let names_only = topics_report(&["--themes", "tesla, llm, teaching, image generation, speech"]);
     eprintln!("names only, {TUNED}:");
