@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load on `tweetsim serve` with wrk (Debian's package), loopback only, every run bounded in
 # time: QPS and latency percentiles of GET /similar (text queries, rotating the 20 judged
-# reference queries) and GET /tweets/{id}/similar (rotating 200 ids), at 1 and 8
-# connections; text queries again with batching across requests off (--batch-texts 1); and,
+# reference queries) and GET /tweets/{id}/similar (rotating 200 ids), at 1, 8 and 32
+# connections, with the mean texts per encoder call; text queries again with batching
+# across requests off (--batch-texts 1); and,
 # in the same run, the per-process CLI baseline (`tweetsim similar "text"`, one process
 # per query, model load included).
 # Usage: scripts/bench-serve.sh [SECONDS per wrk run]   (default 15)
@@ -49,9 +50,15 @@ start() {
   curl -sf "$base/similar?q=warm+up" >/dev/null
 }
 
-# One wrk run: prints "label  QPS  p50  p99  errors".
+# The encoder's batch-size histogram: "texts calls" so far.
+batches() {
+  curl -sf "$base/metrics" | awk '/^tweetsim_encoder_batch_texts_(sum|count)/ {v[$1]=$2} END {print v["tweetsim_encoder_batch_texts_sum"] + 0, v["tweetsim_encoder_batch_texts_count"] + 0}'
+}
+
+# One wrk run: prints "label  QPS  p50  p99  non-2xx  texts per encoder call".
 load() {
-  local label=$1 paths=$2 conns=$3 out
+  local label=$1 paths=$2 conns=$3 out before after
+  before=$(batches)
   out=$(WRK_PATHS="$work/$paths" timeout -k 5 $((secs + 30)) wrk -t "$((conns < 2 ? 1 : 2))" -c "$conns" -d "${secs}s" --latency -s "$work/rotate.lua" "$base" 2>&1)
   local qps p50 p99 bad
   qps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
@@ -59,7 +66,9 @@ load() {
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); bad=${bad:-0}
   errs=$(awk '/Socket errors/ {print}' <<<"$out")
-  printf '%-44s %9s %9s %9s %6s %s\n' "$label" "$qps" "$p50" "$p99" "$bad" "$errs"
+  after=$(batches)
+  per_call=$(awk -v b="$before" -v a="$after" 'BEGIN {split(b, x, " "); split(a, y, " "); c = y[2] - x[2]; if (c > 0) printf "%.1f", (y[1] - x[1]) / c; else print "-"}')
+  printf '%-46s %9s %9s %9s %7s %10s %s\n' "$label" "$qps" "$p50" "$p99" "$bad" "$per_call" "$errs"
 }
 
 echo "== per-process CLI baseline: tweetsim similar \"text\" (hybrid, printed), 20 processes"
@@ -72,15 +81,15 @@ cli_ms=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m = (NR % 
 echo "median ${cli_ms} ms per query → $(awk -v m="$cli_ms" 'BEGIN {printf "%.1f", 1000 / m}') queries/s, one process after another"
 
 echo "== tweetsim serve, wrk ${secs} s per row (loopback)"
-printf '%-44s %9s %9s %9s %6s\n' "endpoint, connections" "req/s" "p50" "p99" "non-2xx"
+printf '%-46s %9s %9s %9s %7s %10s\n' "endpoint, connections" "req/s" "p50" "p99" "non-2xx" "texts/call"
 start
 load "/similar?q= (text), 1 conn" text.paths 1
 load "/similar?q= (text), 8 conns" text.paths 8
+load "/similar?q= (text), 32 conns" text.paths 32
 load "/tweets/{id}/similar, 1 conn" id.paths 1
 load "/tweets/{id}/similar, 8 conns" id.paths 8
-batches=$(curl -sf "$base/metrics" | awk '/^tweetsim_encoder_batch_texts_(sum|count)/ {v[$1]=$2} END {printf "%.2f", v["tweetsim_encoder_batch_texts_sum"] / v["tweetsim_encoder_batch_texts_count"]}')
-echo "mean texts per encoder call over these runs: $batches"
 stop
 start --batch-texts 1
 load "/similar?q= (text), 8 conns, --batch-texts 1" text.paths 8
+load "/similar?q= (text), 32 conns, --batch-texts 1" text.paths 32
 stop

@@ -144,6 +144,11 @@ try:
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
               and "/similar?" not in e["message"]]  # the bad range's 400 is expected
     check("no script errors in the console", not severe, severe)
+    # The screenshot: a plain search beside a topic.
+    driver.find_element(By.CSS_SELECTOR, "#mode option[value=hybrid]").click()
+    driver.find_element(By.ID, "no_replies").click()
+    submit("tesla autopilot data engine")
+    wait.until(lambda d: len(hits()) == 5 and "tesla autopilot" in d.find_element(By.ID, "status").text)
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(shot)
     print(f"screenshot: {shot}")

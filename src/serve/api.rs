@@ -21,7 +21,9 @@ use super::live::Live;
 use super::metrics::Metrics;
 use super::params::Params;
 use super::Limits;
+use crate::corpus::Tweet;
 use crate::embed::ModelIdentity;
+use crate::report::HitRecord;
 use crate::search::{self, Mode};
 
 /// What every handler shares.
@@ -34,7 +36,31 @@ pub struct App {
     pub limits: Limits,
 }
 
-type Answer = Result<Json<Value>, ApiError>;
+type Answer = Result<Response, ApiError>;
+
+/// The answer of both similarity endpoints, fields in reading order.
+#[derive(Serialize)]
+struct Hits {
+    generation: String,
+    /// The text searched for (`/similar`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<String>,
+    /// The tweet searched from (`/tweets/{id}/similar`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tweet: Option<Tweet>,
+    mode: &'static str,
+    k: usize,
+    hits: Vec<HitRecord>,
+}
+
+/// `/tweets/{id}`.
+#[derive(Serialize)]
+struct OneTweet {
+    generation: String,
+    tweet: Tweet,
+    /// Status ids of its self-thread, in posting order, itself among them.
+    thread: Vec<String>,
+}
 
 /// Parameters of both similarity endpoints; `/similar` also takes `q`.
 const SEARCH_PARAMS: &[&str] = &[
@@ -91,13 +117,15 @@ pub async fn similar(State(app): State<App>, RawQuery(raw): RawQuery) -> Answer 
         let hits = search::search(&snap.store, &query, &opts).map_err(ApiError::internal)?;
         let records = crate::report::hit_records(&snap.store, &hits, explain.then_some(&*q))
             .map_err(ApiError::internal)?;
-        Ok(Json(json!({
-            "generation": snap.generation,
-            "query": q,
-            "mode": mode_name(opts.mode),
-            "k": opts.k,
-            "hits": records,
-        })))
+        Ok(Json(Hits {
+            generation: snap.generation.clone(),
+            query: Some(q),
+            tweet: None,
+            mode: mode_name(opts.mode),
+            k: opts.k,
+            hits: records,
+        })
+        .into_response())
     })
     .await
 }
@@ -126,13 +154,15 @@ pub async fn similar_to_tweet(
         let hits = search::search(store, &query, &opts).map_err(ApiError::internal)?;
         let records = crate::report::hit_records(store, &hits, explain.then_some(&*text))
             .map_err(ApiError::internal)?;
-        Ok(Json(json!({
-            "generation": snap.generation,
-            "tweet": tweet,
-            "mode": mode_name(opts.mode),
-            "k": opts.k,
-            "hits": records,
-        })))
+        Ok(Json(Hits {
+            generation: snap.generation.clone(),
+            query: None,
+            tweet: Some(tweet),
+            mode: mode_name(opts.mode),
+            k: opts.k,
+            hits: records,
+        })
+        .into_response())
     })
     .await
 }
@@ -154,11 +184,12 @@ pub async fn tweet(
         .into_iter()
         .map(|r| store.id(r).to_string())
         .collect();
-    Ok(Json(json!({
-        "generation": snap.generation,
-        "tweet": tweet,
-        "thread": thread,
-    })))
+    Ok(Json(OneTweet {
+        generation: snap.generation.clone(),
+        tweet,
+        thread,
+    })
+    .into_response())
 }
 
 /// `GET /topics`: the discovered-topics report, as `tweetsim topics --json` prints it.
@@ -289,9 +320,7 @@ pub async fn embed(State(app): State<App>, headers: HeaderMap, body: Body) -> An
         dim,
         embeddings: vectors.chunks_exact(dim).map(<[f32]>::to_vec).collect(),
     };
-    Ok(Json(
-        serde_json::to_value(response).map_err(ApiError::internal)?,
-    ))
+    Ok(Json(response).into_response())
 }
 
 /// `GET /healthz`: up, and which generation it serves.

@@ -10,11 +10,11 @@ use serde::Serialize;
 pub struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,
+    pub error: String,
     /// The request part at fault: a query parameter, a path segment, a body field, or
     /// `body` for the body as a whole.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    pub error: String,
 }
 
 impl ApiError {
