@@ -10,6 +10,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, shot, profile = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -41,6 +42,15 @@ def check(name, ok, detail=""):
     else:
         failed += 1
         print(f"FAIL {name}: {detail}")
+
+
+def wait_check(name, condition, detail=lambda: ""):
+    """Waits for `condition`; records a failure (with `detail()`) if it never holds."""
+    try:
+        wait.until(lambda d: condition())
+        check(name, True)
+    except TimeoutException:
+        check(name, False, detail())
 
 
 def hits():
@@ -116,8 +126,9 @@ try:
     # 5. Topics: the list, a click on one, a click on a chart bar.
     report = api("/topics")
     n = len(report["topics"])
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#topics li.topic")) == n)
-    check("every topic is listed", True)
+    listed = lambda: driver.find_elements(By.CSS_SELECTOR, "#topics li.topic")
+    wait_check("every topic is listed", lambda: len(listed()) == n,
+               lambda: f"{len(listed())} listed, {n} in /topics")
     topic = report["topics"][1]
     driver.find_elements(By.CSS_SELECTOR, "#topics li.topic")[1].click()
     wait.until(lambda d: d.find_element(By.ID, "topic").get_attribute("data-topic") == str(topic["id"]))
@@ -135,8 +146,15 @@ try:
     driver.execute_script("arguments[0].scrollIntoView()", bars[-1])
     driver.execute_script(
         "arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", bars[-1])
-    wait.until(lambda d: d.find_element(By.ID, "topic").get_attribute("data-topic") == str(last["id"]))
-    check("clicking a chart bar shows that topic", True)
+    shown = lambda: driver.find_element(By.ID, "topic").get_attribute("data-topic")
+    wait_check("clicking a chart bar shows that topic", lambda: shown() == str(last["id"]),
+               lambda: f"shows topic {shown()}, clicked {last['id']}")
+    points = driver.find_elements(By.CSS_SELECTOR, "#chart-map .pt")
+    driver.execute_script(
+        "arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", points[0])
+    panel = lambda: driver.find_element(By.ID, "tweet").text
+    wait_check("clicking a point of the map shows its tweet", lambda: len(panel()) > 20,
+               lambda: repr(panel()))
     boxes = driver.execute_script(
         "return [...document.querySelectorAll('#charts svg.chart')].map(s => s.getBBox().width > 0)")
     check("every chart is laid out", all(boxes) and len(boxes) == 4, boxes)

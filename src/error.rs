@@ -50,6 +50,11 @@ pub enum Error {
         partial: PathBuf,
     },
 
+    /// `tweetsim serve` could not start or stopped: the address is taken, the runtime or a
+    /// thread could not be created.
+    #[error("server: {0}")]
+    Server(String),
+
     /// The I/O error is part of the message (not a `source`), so a printed cause chain does
     /// not repeat it.
     #[error("{}: {err}", path.display())]

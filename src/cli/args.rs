@@ -169,12 +169,19 @@ pub struct ServeArgs {
     /// Largest k a request may ask for.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_k: u32,
-    /// Largest request body (POST /embed), and longest query text, in bytes.
+    /// Longest query text (q), in bytes; at most 32768, as the whole request line must stay
+    /// under the HTTP layer's 64 KiB.
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=32768))]
+    pub max_query_bytes: u32,
+    /// Largest request body (POST /embed), in bytes.
     #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_body_bytes: u32,
     /// Most texts in one POST /embed.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_texts: u32,
+    /// Most texts waiting for the encoder; requests beyond get a 503 to retry.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_queued_texts: u32,
     /// Most queued texts the encoder embeds in one call (1 turns batching across
     /// concurrent requests off).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]

@@ -439,26 +439,22 @@ fn serve_cmd(g: &Global, a: &ServeArgs) -> Result<()> {
     let mut encoder = None;
     // Built or brought up to date like `similar` does; from then on the server follows the
     // generations that `index` and `remove` publish.
-    drop(open_fresh_store(
-        g,
-        &a.corpus,
-        &a.store,
-        &dir,
-        &mut encoder,
-    )?);
+    let store = open_fresh_store(g, &a.corpus, &a.store, &dir, &mut encoder)?;
     let encoder = take_or_load(g, &mut encoder)?;
     let config = tweetsim::serve::Config {
         addr: a.addr,
         limits: tweetsim::serve::Limits {
             max_k: a.max_k as usize,
+            max_query_bytes: a.max_query_bytes as usize,
             max_body_bytes: a.max_body_bytes as usize,
             max_texts: a.max_texts as usize,
+            max_queued_texts: a.max_queued_texts as usize,
         },
         batch_texts: a.batch_texts as usize,
         poll: std::time::Duration::from_millis(a.poll_ms),
         quiet: g.quiet,
     };
-    tweetsim::serve::run(&dir, encoder, config, |addr| {
+    tweetsim::serve::run(store, encoder, config, |addr| {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{addr} (store {})", dir.display())?;
         out.flush()

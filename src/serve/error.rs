@@ -52,7 +52,7 @@ impl ApiError {
         }
     }
 
-    pub fn status(status: StatusCode, error: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
         ApiError {
             status,
             field: None,

@@ -7,14 +7,17 @@
 //! from one committed generation. The writer removes generations older than the previous
 //! one; a snapshot still holding such a one keeps reading it, since its files are mapped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
+
+use super::error::ApiError;
 use super::metrics::Metrics;
 use crate::embed::ModelIdentity;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::{self, Store};
 use crate::report::Report;
 use crate::topics::{self, Topics};
@@ -24,7 +27,7 @@ pub struct Snapshot {
     pub generation: String,
     pub store: Store,
     /// The topic report, computed on first request (a few hundred ms on the bundled corpus).
-    topics: OnceLock<std::result::Result<Arc<TopicView>, String>>,
+    topics: OnceLock<std::result::Result<Arc<TopicView>, ApiError>>,
 }
 
 /// The discovered topics of a snapshot, rendered once.
@@ -34,28 +37,34 @@ pub struct TopicView {
 }
 
 impl Snapshot {
-    fn open(dir: &Path) -> Result<Snapshot> {
-        let store = Store::open(dir)?;
-        Ok(Snapshot {
+    fn new(store: Store) -> Snapshot {
+        Snapshot {
             generation: store.manifest().generation.clone(),
             store,
             topics: OnceLock::new(),
-        })
+        }
     }
 
-    /// The default topic report (as `tweetsim topics --json` prints it) and its charts.
-    pub fn topics(&self) -> std::result::Result<Arc<TopicView>, String> {
+    /// The default topic report (as `tweetsim topics --json` prints it) and its charts. A
+    /// store too small or too scattered for any topic is a 422, not a server failure.
+    pub fn topics(&self) -> std::result::Result<Arc<TopicView>, ApiError> {
         self.topics
             .get_or_init(|| {
-                let build = || -> Result<TopicView> {
-                    let found: Topics = topics::discover(&self.store, &topics::Options::default())?;
-                    let report = Report::new(&self.store, &found)?;
-                    Ok(TopicView {
-                        json: report.to_json(),
-                        charts: report.charts_html(&self.store, &found)?,
-                    })
-                };
-                build().map(Arc::new).map_err(|e| e.to_string())
+                let found: Topics = topics::discover(&self.store, &topics::Options::default())
+                    .map_err(|e| match e {
+                        Error::Invalid(why) => ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("this store has no topics: {why}"),
+                        ),
+                        other => ApiError::internal(other),
+                    })?;
+                let report = Report::new(&self.store, &found).map_err(ApiError::internal)?;
+                Ok(Arc::new(TopicView {
+                    json: report.to_json(),
+                    charts: report
+                        .charts_html(&self.store, &found)
+                        .map_err(ApiError::internal)?,
+                }))
             })
             .clone()
     }
@@ -65,19 +74,26 @@ pub struct Live {
     dir: PathBuf,
     model: ModelIdentity,
     current: RwLock<Arc<Snapshot>>,
+    /// Why the generation the manifest names is not the one served, while that lasts.
+    behind: Mutex<Option<String>>,
     metrics: Arc<Metrics>,
 }
 
+/// How long a generation that failed to open waits before it is tried again (a transient
+/// failure, such as too many open files, must not leave the server behind for good).
+const RETRY: Duration = Duration::from_secs(30);
+
 impl Live {
-    /// Serves the store in `dir`, whose vectors must come from `model`.
-    pub fn open(dir: &Path, model: &ModelIdentity, metrics: Arc<Metrics>) -> Result<Live> {
-        let first = Snapshot::open(dir)?;
-        first.store.check_model(model)?;
-        metrics.serving(&first.generation, first.store.len(), true);
+    /// Serves `store`, whose vectors must come from `model`.
+    pub fn new(store: Store, model: &ModelIdentity, metrics: Arc<Metrics>) -> Result<Live> {
+        store.check_model(model)?;
+        let first = Snapshot::new(store);
+        metrics.started_with(&first.generation, first.store.len());
         Ok(Live {
-            dir: dir.to_path_buf(),
+            dir: first.store.dir().to_path_buf(),
             model: model.clone(),
             current: RwLock::new(Arc::new(first)),
+            behind: Mutex::new(None),
             metrics,
         })
     }
@@ -90,23 +106,37 @@ impl Live {
             .clone()
     }
 
+    /// Why a newer generation is not served, if one is not.
+    pub fn behind(&self) -> Option<String> {
+        self.behind
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Watches the manifest every `poll` until `stop`, switching to each new generation.
     pub fn watch(self: Arc<Self>, poll: Duration, quiet: bool, stop: Arc<AtomicBool>) {
-        // A generation that failed to open is retried only once the manifest names another
-        // one, so a broken store is reported once, not every poll.
-        let mut failed: Option<String> = None;
+        // The generation that last failed to open, and when: retried after RETRY, or at
+        // once when the manifest names another one; reported once, not every poll.
+        let mut failed: Option<(String, Instant)> = None;
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(poll);
             let Ok(manifest) = index::read_manifest(&self.dir) else {
                 continue;
             };
             let named = manifest.generation;
-            if named == self.snapshot().generation || failed.as_ref() == Some(&named) {
+            if named == self.snapshot().generation {
                 continue;
+            }
+            if let Some((g, at)) = &failed {
+                if *g == named && at.elapsed() < RETRY {
+                    continue;
+                }
             }
             match self.switch() {
                 Ok(s) => {
                     failed = None;
+                    *self.behind.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     if !quiet {
                         eprintln!(
                             "serving generation {} ({} tweets)",
@@ -117,16 +147,23 @@ impl Live {
                 }
                 Err(e) => {
                     // Another commit may have replaced the generation while it was being
-                    // opened: only a generation still named after the failure is reported.
+                    // opened: only a generation still named after the failure counts.
                     let still =
                         index::read_manifest(&self.dir).is_ok_and(|m| m.generation == named);
-                    if still {
-                        eprintln!(
-                            "warning: generation {named} cannot be served ({e}); still serving {}",
-                            self.snapshot().generation
-                        );
-                        failed = Some(named);
+                    if !still {
+                        continue;
                     }
+                    self.metrics.reload_failed();
+                    let why = format!("generation {named} cannot be served ({e})");
+                    if failed.as_ref().is_none_or(|(g, _)| *g != named) {
+                        eprintln!(
+                            "warning: {why}; still serving {} (retried every {} s)",
+                            self.snapshot().generation,
+                            RETRY.as_secs()
+                        );
+                    }
+                    *self.behind.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                    failed = Some((named, Instant::now()));
                 }
             }
         }
@@ -134,12 +171,11 @@ impl Live {
 
     /// Opens the generation the manifest names now and makes it the current one.
     fn switch(&self) -> Result<Arc<Snapshot>> {
-        let next = Snapshot::open(&self.dir)?;
-        next.store.check_model(&self.model)?;
-        let next = Arc::new(next);
-        self.metrics
-            .serving(&next.generation, next.store.len(), false);
+        let store = Store::open(&self.dir)?;
+        store.check_model(&self.model)?;
+        let next = Arc::new(Snapshot::new(store));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        self.metrics.switched_to(&next.generation, next.store.len());
         Ok(next)
     }
 }

@@ -38,6 +38,7 @@ pub struct Metrics {
     current: Mutex<Option<Generation>>,
     tweets: Gauge,
     reloads: Counter,
+    reload_failures: Counter,
     batch: Histogram,
 }
 
@@ -76,6 +77,12 @@ impl Metrics {
             "Generations picked up after the first",
             reloads.clone(),
         );
+        let reload_failures = Counter::default();
+        registry.register(
+            "store_reload_failures",
+            "Attempts to open a newly published generation that failed",
+            reload_failures.clone(),
+        );
         let batch = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         registry.register(
             "encoder_batch_texts",
@@ -90,6 +97,7 @@ impl Metrics {
             current: Mutex::new(None),
             tweets,
             reloads,
+            reload_failures,
             batch,
         }
     }
@@ -112,8 +120,22 @@ impl Metrics {
         self.batch.observe(texts as f64);
     }
 
-    /// A generation is now served; `first` is the one the server started with.
-    pub fn serving(&self, generation: &str, tweets: usize, first: bool) {
+    /// The generation the server started with.
+    pub fn started_with(&self, generation: &str, tweets: usize) {
+        self.serve(generation, tweets);
+    }
+
+    /// A later generation is now served.
+    pub fn switched_to(&self, generation: &str, tweets: usize) {
+        self.serve(generation, tweets);
+        self.reloads.inc();
+    }
+
+    pub fn reload_failed(&self) {
+        self.reload_failures.inc();
+    }
+
+    fn serve(&self, generation: &str, tweets: usize) {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = current.take() {
             self.generation.remove(&old);
@@ -124,9 +146,6 @@ impl Metrics {
         self.generation.get_or_create(&label).set(1);
         *current = Some(label);
         self.tweets.set(tweets as i64);
-        if !first {
-            self.reloads.inc();
-        }
     }
 
     /// Everything, in the OpenMetrics text format Prometheus scrapes.

@@ -20,15 +20,17 @@ impl Params {
     pub fn parse(raw: Option<&str>, allowed: &[&'static str]) -> Result<Params, ApiError> {
         let mut out = HashMap::new();
         for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            // A bare name (`?no_replies`) is a flag set to true.
+            let (k, v) = pair.split_once('=').unwrap_or((pair, "true"));
             let key = decode(k, "parameter name")?;
             let Some(&name) = allowed.iter().find(|&&a| a == key) else {
+                let takes = match allowed {
+                    [] => "this endpoint takes no parameters".to_string(),
+                    _ => format!("this endpoint takes: {}", allowed.join(", ")),
+                };
                 return Err(ApiError::bad(
                     &key,
-                    format!(
-                        "unknown parameter '{key}'; this endpoint takes: {}",
-                        allowed.join(", ")
-                    ),
+                    format!("unknown parameter '{key}'; {takes}"),
                 ));
             };
             let value = decode(v, name)?;
@@ -57,11 +59,12 @@ impl Params {
         }
     }
 
-    /// `true`/`false` (also `1`/`0`, or the bare name for true).
+    /// `true`/`false` (also `1`/`0`, or the bare name for true). An empty value is an
+    /// error, not a guess either way.
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),
-            Some("" | "true" | "1") => Ok(true),
+            Some("true" | "1") => Ok(true),
             Some("false" | "0") => Ok(false),
             Some(v) => Err(ApiError::bad(
                 name,
@@ -155,6 +158,11 @@ mod tests {
         assert!(p.flag("no_replies").unwrap());
         assert_eq!(p.count("missing", 10, 100).unwrap(), 10);
 
+        let p = Params::parse(Some("no_replies="), ALLOWED).unwrap();
+        assert_eq!(
+            p.flag("no_replies").unwrap_err().field,
+            Some("no_replies".into())
+        );
         let field = |raw: &str| Params::parse(Some(raw), ALLOWED).unwrap_err().field;
         assert_eq!(field("limit=5"), Some("limit".into()));
         assert_eq!(field("k=1&k=2"), Some("k".into()));
