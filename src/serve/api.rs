@@ -41,19 +41,7 @@ type Answer = Result<Response, ApiError>;
 pub const GENERATION_HEADER: &str = "x-tweetsim-generation";
 
 /// Parameters of `/tweets/{id}/similar`; `/similar` takes `q` too.
-const SEARCH_PARAMS: &[&str] = &[
-    "k",
-    "since",
-    "until",
-    "no_replies",
-    "min_likes",
-    "mode",
-    "exact",
-    "collapse",
-    "explain",
-];
-const TEXT_SEARCH_PARAMS: &[&str] = &[
-    "q",
+pub(super) const SEARCH_PARAMS: &[&str] = &[
     "k",
     "since",
     "until",
@@ -82,7 +70,7 @@ struct Hits {
 
 /// `GET /similar?q=...`: tweets similar to a free text.
 pub async fn similar(State(app): State<App>, RawQuery(raw): RawQuery) -> Answer {
-    let p = Params::parse(raw.as_deref(), TEXT_SEARCH_PARAMS)?;
+    let p = Params::parse(raw.as_deref(), &[&["q"], SEARCH_PARAMS].concat())?;
     let q = match p.get("q") {
         None => return Err(ApiError::bad("q", "missing 'q': the text to search for")),
         Some(t) if t.trim().is_empty() => {

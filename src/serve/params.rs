@@ -140,43 +140,38 @@ fn decode(part: &str, what: &str) -> Result<String, ApiError> {
 mod tests {
     use super::*;
 
-    const ALLOWED: &[&str] = &[
-        "q",
-        "k",
-        "since",
-        "until",
-        "no_replies",
-        "min_likes",
-        "mode",
-    ];
+    /// What `/similar` takes.
+    fn allowed() -> Vec<&'static str> {
+        [&["q"], super::super::api::SEARCH_PARAMS].concat()
+    }
 
     #[test]
     fn values_are_decoded_and_checked_by_name() {
-        let p = Params::parse(Some("q=tesla+autopilot%21&k=5&no_replies"), ALLOWED).unwrap();
+        let p = Params::parse(Some("q=tesla+autopilot%21&k=5&no_replies"), &allowed()).unwrap();
         assert_eq!(p.get("q"), Some("tesla autopilot!"));
         assert_eq!(p.count("k", 10, 100).unwrap(), 5);
         assert!(p.flag("no_replies").unwrap());
         assert_eq!(p.count("missing", 10, 100).unwrap(), 10);
 
-        let p = Params::parse(Some("no_replies="), ALLOWED).unwrap();
+        let p = Params::parse(Some("no_replies="), &allowed()).unwrap();
         assert_eq!(
             p.flag("no_replies").unwrap_err().field,
             Some("no_replies".into())
         );
-        let field = |raw: &str| Params::parse(Some(raw), ALLOWED).unwrap_err().field;
+        let field = |raw: &str| Params::parse(Some(raw), &allowed()).unwrap_err().field;
         assert_eq!(field("limit=5"), Some("limit".into()));
         assert_eq!(field("k=1&k=2"), Some("k".into()));
         assert_eq!(field("q=%ff%fe"), Some("q".into()));
 
-        let p = Params::parse(Some("k=0"), ALLOWED).unwrap();
+        let p = Params::parse(Some("k=0"), &allowed()).unwrap();
         assert_eq!(p.count("k", 10, 100).unwrap_err().field, Some("k".into()));
-        let p = Params::parse(Some("k=101"), ALLOWED).unwrap();
+        let p = Params::parse(Some("k=101"), &allowed()).unwrap();
         assert!(p.count("k", 10, 100).is_err());
     }
 
     #[test]
     fn filters_name_the_bad_bound() {
-        let filter = |raw: &str| Params::parse(Some(raw), ALLOWED).unwrap().filter();
+        let filter = |raw: &str| Params::parse(Some(raw), &allowed()).unwrap().filter();
         let f = filter("since=2022-03-01&until=2022-03-31&min_likes=100").unwrap();
         assert_eq!(f.since, NaiveDate::from_ymd_opt(2022, 3, 1));
         assert_eq!(f.min_likes, 100);
