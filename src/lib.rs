@@ -12,6 +12,7 @@ mod error;
 pub mod fsutil;
 pub mod index;
 pub mod npy;
+pub mod parquet;
 pub mod report;
 pub mod search;
 pub mod serve;

@@ -125,7 +125,8 @@ struct Progress {
 }
 
 /// Embeds every record of `input` into `out` (a `.npy` path), `chunk` tweets at a time,
-/// resuming an interrupted run of the same job. `progress(done, total)` follows the rows.
+/// resuming an interrupted run of the same job; a `.parquet` path goes to [`embed_parquet`].
+/// `progress(done, total)` follows the rows.
 pub fn embed(
     input: &Input,
     out: &Path,
@@ -133,8 +134,11 @@ pub fn embed(
     encoder: &Encoder,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Outcome> {
-    let started = Instant::now();
     let chunk = chunk.max(1);
+    if is_parquet(out) {
+        return embed_parquet(input, out, chunk, encoder, progress);
+    }
+    let started = Instant::now();
     let dim = encoder.dim();
     let paths = Paths::new(out);
     // Refused before any tweet is embedded, not after all of them.
@@ -154,12 +158,7 @@ pub fn embed(
         input_size: 0,
         input_modified_ns: 0,
         model: encoder.identity().clone(),
-        embedding_text: if input.verbatim {
-            VERBATIM
-        } else {
-            EMBEDDING_TEXT_POLICY
-        }
-        .to_string(),
+        embedding_text: embedding_text(input).to_string(),
         precision: encoder.precision(),
         chunk,
     }
@@ -189,31 +188,11 @@ pub fn embed(
     progress(rows_done, total);
     let run = std::thread::scope(|scope| -> Result<()> {
         // One chunk waits while one is encoded: memory holds at most three chunks.
-        let (tx, rx) = sync_channel::<Result<(Vec<u64>, Vec<Vec<u32>>)>>(1);
-        scope.spawn(move || {
-            let mut records = match open_records(input) {
-                Ok(r) => r.skip(rows_done),
-                Err(e) => return drop(tx.send(Err(e))),
-            };
-            loop {
-                let tweets: Result<Vec<Tweet>> = records.by_ref().take(chunk).collect();
-                let msg = tweets.and_then(|tweets| {
-                    let texts: Vec<String> = match input.verbatim {
-                        true => tweets.iter().map(|t| t.text.clone()).collect(),
-                        false => tweets.iter().map(Tweet::embedding_text).collect(),
-                    };
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    let tokens = encoder.tokenize(&refs)?;
-                    Ok((tweets.iter().map(|t| t.id).collect::<Vec<_>>(), tokens))
-                });
-                let last = msg.as_ref().map_or(true, |(ids, _)| ids.len() < chunk);
-                if matches!(&msg, Ok((ids, _)) if ids.is_empty()) || tx.send(msg).is_err() || last {
-                    return;
-                }
-            }
-        });
+        let (tx, rx) = sync_channel::<Chunk>(1);
+        scope.spawn(move || read_chunks(input, rows_done, chunk, encoder, tx));
         for msg in rx {
-            let (ids, tokens) = msg?;
+            let (tweets, tokens) = msg?;
+            let ids: Vec<u64> = tweets.iter().map(|t| t.id).collect();
             let base = state.rows;
             let mut done = 0;
             let vectors = encoder.embed_tokens(&tokens, |n| {
@@ -300,6 +279,139 @@ pub fn embed(
     })
 }
 
+/// Records of the input and their token ids, as the reader thread hands them on.
+type Chunk = Result<(Vec<Tweet>, Vec<Vec<u32>>)>;
+
+/// Reads `input` from record `skip` on, `chunk` records at a time, tokenized, into `tx`:
+/// on its own thread, so the next chunk is ready when the encoder is.
+fn read_chunks(
+    input: &Input,
+    skip: usize,
+    chunk: usize,
+    encoder: &Encoder,
+    tx: std::sync::mpsc::SyncSender<Chunk>,
+) {
+    let mut records = match open_records(input) {
+        Ok(r) => r.skip(skip),
+        Err(e) => return drop(tx.send(Err(e))),
+    };
+    loop {
+        let tweets: Result<Vec<Tweet>> = records.by_ref().take(chunk).collect();
+        let msg = tweets.and_then(|tweets| {
+            let texts: Vec<String> = match input.verbatim {
+                true => tweets.iter().map(|t| t.text.clone()).collect(),
+                false => tweets.iter().map(Tweet::embedding_text).collect(),
+            };
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let tokens = encoder.tokenize(&refs)?;
+            Ok((tweets, tokens))
+        });
+        let last = msg
+            .as_ref()
+            .map_or(true, |(tweets, _)| tweets.len() < chunk);
+        if matches!(&msg, Ok((tweets, _)) if tweets.is_empty()) || tx.send(msg).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Whether `path` names a Parquet file (by extension), rather than a `.npy` matrix.
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// `embed` into one Parquet file: each chunk becomes a row group of the tweets' columns and
+/// their vectors, written beside the target and renamed into place when complete (a failed
+/// or killed run leaves no file and any earlier one intact). Not resumable: a Parquet file
+/// cannot be appended to once closed, so a rerun starts over.
+fn embed_parquet(
+    input: &Input,
+    out: &Path,
+    chunk: usize,
+    encoder: &Encoder,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Outcome> {
+    let started = Instant::now();
+    if out.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{} is a folder; --out names the .parquet file to write",
+            out.display()
+        )));
+    }
+    let dim = encoder.dim();
+    let total = count_records(input)?;
+    let mut rows = 0;
+    // The write closure can only fail with an I/O error; the real cause waits here.
+    let mut failure: Option<Error> = None;
+    let written = fsutil::write_atomic_with(out, |w| {
+        let run = || -> Result<()> {
+            let mut writer = crate::parquet::Writer::new(w, Some(dim))?;
+            progress(0, total);
+            std::thread::scope(|scope| -> Result<()> {
+                let (tx, rx) = sync_channel::<Chunk>(1);
+                scope.spawn(move || read_chunks(input, 0, chunk, encoder, tx));
+                for msg in rx {
+                    let (tweets, tokens) = msg?;
+                    let base = rows;
+                    let mut done = 0;
+                    let vectors = encoder.embed_tokens(&tokens, |n| {
+                        done += n;
+                        progress(base + done, total);
+                    })?;
+                    writer.write(&tweets, &vectors)?;
+                    rows += tweets.len();
+                }
+                Ok(())
+            })?;
+            if rows == 0 {
+                return Err(Error::Corpus {
+                    path: PathBuf::from(input_name(input)),
+                    line: 0,
+                    msg: "no tweets found".into(),
+                });
+            }
+            let meta = Meta {
+                rows,
+                dim,
+                model: encoder.identity().clone(),
+                embedding_text: embedding_text(input).into(),
+                precision: encoder.precision(),
+                device: encoder.device_label(),
+                input: input_name(input),
+                npy_xxh3: String::new(),
+                ids_xxh3: String::new(),
+            };
+            writer.finish(Some(serde_json::to_string(&meta).expect("meta serializes")))?;
+            Ok(())
+        };
+        run().map_err(|e| {
+            failure = Some(e);
+            std::io::Error::other("stopped")
+        })
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    written?;
+    Ok(Outcome {
+        rows,
+        resumed: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        meta_path: out.to_path_buf(),
+        ids_path: out.to_path_buf(),
+    })
+}
+
+/// How the input's text becomes encoder input, as recorded with the vectors.
+fn embedding_text(input: &Input) -> &'static str {
+    if input.verbatim {
+        VERBATIM
+    } else {
+        EMBEDDING_TEXT_POLICY
+    }
+}
+
 /// Vectors as [`read`] returns them.
 #[derive(Debug, Clone)]
 pub struct Exported {
@@ -325,6 +437,9 @@ pub fn seal(npy: &Path, mut meta: Meta) -> Result<()> {
 /// its ids in row order, and the metadata when there is a `.meta.json` beside it, checked
 /// against both files.
 pub fn read(npy_path: &Path) -> Result<Exported> {
+    if is_parquet(npy_path) {
+        return read_parquet(npy_path);
+    }
     let ids_path = ids_path(npy_path);
     let meta_path = meta_path(npy_path);
     let meta: Option<Meta> = match fs::read(&meta_path) {
@@ -377,6 +492,43 @@ pub fn read(npy_path: &Path) -> Result<Exported> {
     })
 }
 
+/// The vectors of a Parquet file's `embedding` column, its ids, and the metadata tweetsim
+/// wrote into its footer (absent in files other tools wrote).
+fn read_parquet(path: &Path) -> Result<Exported> {
+    let v = crate::parquet::read_vectors(path)?;
+    let meta = v
+        .meta
+        .map(|json| {
+            serde_json::from_str::<Meta>(&json).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: its '{}' metadata is not tweetsim's ({e})",
+                    path.display(),
+                    crate::parquet::META_KEY
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(m) = meta
+        .as_ref()
+        .filter(|m| m.rows != v.ids.len() || m.dim != v.dim)
+    {
+        return Err(Error::Invalid(format!(
+            "{}: holds {} rows × {}, its metadata says {} × {}",
+            path.display(),
+            v.ids.len(),
+            v.dim,
+            m.rows,
+            m.dim
+        )));
+    }
+    Ok(Exported {
+        vectors: v.vectors,
+        dim: v.dim,
+        ids: v.ids,
+        meta,
+    })
+}
+
 impl Job {
     /// Adds the input's size and modification time: an edited input starts over.
     fn stamped(mut self, input: &Input) -> Result<Job> {
@@ -421,6 +573,10 @@ fn count_records(input: &Input) -> Result<usize> {
         (Some(p), None) => Format::from_path(p)?,
     };
     let path = input.path.expect("a file input");
+    if format == Format::Parquet {
+        // From the footer: rows without text are in it, so the bar may end a little short.
+        return Ok(crate::parquet::Rows::open(path)?.total());
+    }
     if format != Format::Jsonl {
         return Records::open(path, Some(format))?.try_fold(0, |n, r| r.map(|_| n + 1));
     }

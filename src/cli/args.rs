@@ -92,9 +92,10 @@ pub enum Command {
         /// 0.99 on a million synthetic tweets at ~2 ms per query; lower it for speed].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         ef_search: Option<u32>,
-        /// Take the vectors from FILE.npy (with FILE.ids, from `tweetsim embed`, e.g. on a GPU
-        /// machine) instead of embedding the corpus here.
-        #[arg(long, value_name = "FILE.npy")]
+        /// Take the vectors from FILE.npy (with FILE.ids) or FILE.parquet (its embedding
+        /// column), from `tweetsim embed`, e.g. on a GPU machine, instead of embedding the
+        /// corpus here.
+        #[arg(long, value_name = "FILE.npy|FILE.parquet")]
         embeddings: Option<PathBuf>,
     },
     /// Take tweets out of a store (by status id or URL). They become tombstones, filtered
@@ -130,11 +131,13 @@ pub enum Command {
     /// search page at /, and each new generation that `index` or `remove` publishes.
     Serve(ServeArgs),
     /// Write the corpus embeddings as FILE.npy (float32 rows × dim), FILE.ids and
-    /// FILE.meta.json, streaming any size of input; an interrupted run resumes.
+    /// FILE.meta.json, streaming any size of input (an interrupted run resumes); or as
+    /// FILE.parquet: the tweets' columns and an embedding column, one row group per chunk.
     Embed {
         #[command(flatten)]
         corpus: CorpusArgs,
-        /// Output .npy file; the status ids go to the same name with the .ids extension.
+        /// Output .npy file (the status ids go to the same name with the .ids extension), or
+        /// .parquet file.
         #[arg(long)]
         out: PathBuf,
         /// Embed each text exactly as given (no removal of reply @handles and links), e.g.
@@ -218,7 +221,8 @@ pub struct CorpusArgs {
     /// Corpus file [default: the bundled 2022 corpus, data/karpathy-2022.txt].
     #[arg(long, env = "TWEETSIM_CORPUS")]
     pub corpus: Option<PathBuf>,
-    /// Corpus format [default: from the extension: .txt/.md bundled, .js archive, .jsonl].
+    /// Corpus format [default: from the extension: .txt/.md bundled, .js archive, .jsonl,
+    /// .parquet].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 }

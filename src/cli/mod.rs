@@ -372,8 +372,9 @@ fn embed_cmd(
     chunk: usize,
     verbatim: bool,
 ) -> Result<()> {
-    if out.extension().is_none_or(|e| e != "npy") {
-        bail!("--out {} must end in .npy", out.display());
+    let parquet = tweetsim::stream::is_parquet(out);
+    if !parquet && out.extension().is_none_or(|e| e != "npy") {
+        bail!("--out {} must end in .npy or .parquet", out.display());
     }
     let encoder = load_encoder(g)?;
     let input = tweetsim::stream::Input {
@@ -400,6 +401,15 @@ fn embed_cmd(
             encoder.device_label(),
             encoder.precision(),
         );
+    }
+    if parquet {
+        say!(
+            "wrote {} ({} rows: tweets and their {}-d vectors)",
+            out.display(),
+            done.rows,
+            encoder.dim()
+        );
+        return Ok(());
     }
     say!(
         "wrote {} ({} × {}), {} and {}",

@@ -124,7 +124,7 @@ pub(super) fn parse_line(
 }
 
 /// Dates as the formats we know write them.
-pub(super) fn parse_date(s: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()

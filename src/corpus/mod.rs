@@ -10,6 +10,8 @@ mod bundled;
 mod jsonl;
 pub mod threads;
 
+pub(crate) use jsonl::parse_date;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::io::BufRead;
@@ -122,6 +124,9 @@ pub enum Format {
     Archive,
     /// One JSON object per line with at least `id` and `text`.
     Jsonl,
+    /// A Parquet table with at least `id` and `text` columns (an `embedding` column is
+    /// allowed: `tweetsim embed --out X.parquet` writes one).
+    Parquet,
 }
 
 impl Format {
@@ -135,10 +140,11 @@ impl Format {
             Some("txt" | "md") => Ok(Format::Bundled),
             Some("js") => Ok(Format::Archive),
             Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
+            Some("parquet" | "pq") => Ok(Format::Parquet),
             _ => Err(Error::Corpus {
                 path: path.to_path_buf(),
                 line: 0,
-                msg: "cannot tell the format from the extension (.txt/.md = bundled, .js = archive, .jsonl = jsonl); pass --format".into(),
+                msg: "cannot tell the format from the extension (.txt/.md = bundled, .js = archive, .jsonl = jsonl, .parquet = parquet); pass --format".into(),
             }),
         }
     }
@@ -150,6 +156,7 @@ impl fmt::Display for Format {
             Format::Bundled => "bundled",
             Format::Archive => "archive",
             Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
         })
     }
 }
@@ -191,8 +198,14 @@ impl Corpus {
             None => Format::from_path(path)?,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let text = decode_utf8(path, &bytes)?;
-        let mut corpus = Corpus::parse(path, text, format)?;
+        let mut corpus = match format {
+            // Binary: read by columns, not as text.
+            Format::Parquet => {
+                let entries = crate::parquet::Rows::open(path)?.all_rows()?;
+                Corpus::checked(path, format, entries, content_hash(&bytes))?
+            }
+            _ => Corpus::parse(path, decode_utf8(path, &bytes)?, format)?,
+        };
         // The store remembers its corpus by absolute path, valid from any working directory.
         if let Ok(abs) = std::fs::canonicalize(path) {
             corpus.source = abs.display().to_string();
@@ -217,13 +230,20 @@ impl Corpus {
             Format::Bundled => bundled::parse(path, text)?,
             Format::Archive => archive::parse(path, text)?,
             Format::Jsonl => jsonl::parse(path, text)?,
+            Format::Parquet => {
+                return Err(Error::Corpus {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    msg: "Parquet is a binary format: load it from its file".into(),
+                })
+            }
         };
-        let corpus = Corpus::from_entries(
-            path.display().to_string(),
-            format,
-            entries,
-            content_hash(text.as_bytes()),
-        );
+        Corpus::checked(path, format, entries, content_hash(text.as_bytes()))
+    }
+
+    /// The corpus of `entries`, refused when no record has text.
+    fn checked(path: &Path, format: Format, entries: Vec<Tweet>, hash: String) -> Result<Corpus> {
+        let corpus = Corpus::from_entries(path.display().to_string(), format, entries, hash);
         if corpus.tweets.is_empty() {
             let only_blank = match corpus.blank.len() {
                 0 => String::new(),
@@ -313,6 +333,7 @@ enum RecordsInner {
         buf: String,
     },
     Parsed(std::vec::IntoIter<Tweet>),
+    Parquet(Box<crate::parquet::Rows>),
 }
 
 impl Records {
@@ -322,6 +343,7 @@ impl Records {
             None => Format::from_path(path)?,
         };
         let inner = match format {
+            Format::Parquet => RecordsInner::Parquet(Box::new(crate::parquet::Rows::open(path)?)),
             Format::Jsonl => RecordsInner::Lines {
                 path: path.to_path_buf(),
                 reader: std::io::BufReader::new(
@@ -377,6 +399,7 @@ impl Records {
     fn next_record(&mut self) -> Option<Result<Tweet>> {
         match &mut self.inner {
             RecordsInner::Parsed(it) => it.next().map(Ok),
+            RecordsInner::Parquet(rows) => rows.next(),
             RecordsInner::Lines {
                 path,
                 reader,
@@ -440,7 +463,7 @@ pub fn decode_entities(text: &str) -> String {
 }
 
 /// The canonical link of a status when the source gives none.
-fn status_url(author: &str, id: u64) -> String {
+pub(crate) fn status_url(author: &str, id: u64) -> String {
     match author.strip_prefix('@') {
         Some(handle) if !handle.is_empty() => format!("https://x.com/{handle}/status/{id}"),
         _ => format!("https://x.com/i/status/{id}"),

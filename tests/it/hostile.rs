@@ -81,6 +81,7 @@ fn parse_bytes(bytes: &[u8], format: Format) {
         Format::Bundled => "c.txt",
         Format::Archive => "c.js",
         Format::Jsonl => "c.jsonl",
+        Format::Parquet => "c.parquet",
     });
     fs::write(&path, bytes).unwrap();
     let _ = Corpus::load(&path, Some(format));
@@ -107,6 +108,18 @@ fn bundled_sample() -> Vec<u8> {
         .nth(40)
         .map_or(text.len(), |(i, _)| i);
     text.as_bytes()[..cut].to_vec()
+}
+
+/// 30 tweets with 4-d vectors, as `embed --out X.parquet` writes them (two row groups).
+fn parquet_sample() -> Vec<u8> {
+    let tweets = Corpus::bundled().tweets;
+    let vectors: Vec<f32> = (0..120).map(|i| i as f32 / 120.0).collect();
+    let mut bytes = Vec::new();
+    let mut w = tweetsim::parquet::Writer::new(&mut bytes, Some(4)).unwrap();
+    w.write(&tweets[..15], &vectors[..60]).unwrap();
+    w.write(&tweets[15..30], &vectors[60..]).unwrap();
+    w.finish(Some("{}".into())).unwrap();
+    bytes
 }
 
 fn jsonl_sample() -> Vec<u8> {
@@ -138,8 +151,18 @@ proptest! {
     }
 
     #[test]
+    fn parquet_reader_never_panics(edits in prop::collection::vec(edit(), 1..4)) {
+        let damaged = apply(parquet_sample(), &edits);
+        parse_bytes(&damaged, Format::Parquet);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.parquet");
+        fs::write(&path, damaged).unwrap();
+        let _ = tweetsim::stream::read(&path);
+    }
+
+    #[test]
     fn parsers_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
-        for f in [Format::Bundled, Format::Archive, Format::Jsonl] {
+        for f in [Format::Bundled, Format::Archive, Format::Jsonl, Format::Parquet] {
             parse_bytes(&bytes, f);
         }
     }

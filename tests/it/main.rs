@@ -8,6 +8,7 @@ mod export;
 mod fidelity;
 mod hostile;
 mod judged;
+mod parquet;
 mod retrieval;
 mod serve;
 mod store;
