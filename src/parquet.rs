@@ -377,12 +377,13 @@ impl Rows {
             return None;
         }
         loop {
-            if let Some(b) = self.batch.as_ref().filter(|b| self.at < b.num_rows()) {
+            if let Some(b) = self.batch.take().filter(|b| self.at < b.num_rows()) {
                 let i = self.at;
                 self.at += 1;
                 self.num += 1;
-                let b = b.clone();
-                return Some(self.row(&b, i));
+                let row = self.row(&b, i);
+                self.batch = Some(b);
+                return Some(row);
             }
             match self.batches.next()? {
                 Ok(b) => {
@@ -413,17 +414,9 @@ impl Rows {
         if id_col.is_null(i) {
             return Err(err("\"id\" is empty".into()));
         }
-        let id = match id_col.data_type() {
-            DataType::Int64 => u64::try_from(id_col.as_primitive::<Int64Type>().value(i)).ok(),
-            DataType::Int32 => u64::try_from(id_col.as_primitive::<Int32Type>().value(i)).ok(),
-            DataType::UInt64 => Some(id_col.as_primitive::<UInt64Type>().value(i)),
-            DataType::UInt32 => Some(id_col.as_primitive::<UInt32Type>().value(i) as u64),
-            _ => string(id_col, i).and_then(|s| {
-                let s = s.trim();
-                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| s.parse().ok())
-                    .flatten()
-            }),
+        let id = match string(id_col, i) {
+            Some(s) => crate::corpus::parse_id(s.trim()),
+            None => unsigned(id_col, i),
         }
         .ok_or_else(|| err("\"id\" is not a status id".into()))?;
         let text = string(b.column(c.text), i).unwrap_or_default();
@@ -502,13 +495,6 @@ impl Rows {
     }
 }
 
-impl Rows {
-    /// Every row's tweet, blank ones included (the corpus counts them).
-    pub fn all_rows(self) -> Result<Vec<Tweet>> {
-        self.collect()
-    }
-}
-
 impl Iterator for Rows {
     type Item = Result<Tweet>;
 
@@ -535,6 +521,11 @@ fn count(col: &ArrayRef, i: usize) -> Option<u64> {
     if col.is_null(i) {
         return Some(0);
     }
+    unsigned(col, i)
+}
+
+/// An integer cell as a u64; `None` for a negative value or a non-integer column.
+fn unsigned(col: &ArrayRef, i: usize) -> Option<u64> {
     match col.data_type() {
         DataType::Int64 => u64::try_from(col.as_primitive::<Int64Type>().value(i)).ok(),
         DataType::Int32 => u64::try_from(col.as_primitive::<Int32Type>().value(i)).ok(),

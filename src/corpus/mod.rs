@@ -201,7 +201,8 @@ impl Corpus {
         let mut corpus = match format {
             // Binary: read by columns, not as text.
             Format::Parquet => {
-                let entries = crate::parquet::Rows::open(path)?.all_rows()?;
+                // Every row, blank ones included: the corpus counts them.
+                let entries = crate::parquet::Rows::open(path)?.collect::<Result<_>>()?;
                 Corpus::checked(path, format, entries, content_hash(&bytes))?
             }
             _ => Corpus::parse(path, decode_utf8(path, &bytes)?, format)?,
@@ -487,7 +488,7 @@ fn decode_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
 }
 
 /// Parses a status id given as text ("1478128891520688128").
-fn parse_id(s: &str) -> Option<u64> {
+pub(crate) fn parse_id(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -99,7 +99,7 @@ pub async fn similar(State(app): State<App>, RawQuery(raw): RawQuery) -> Answer 
         };
         let hits = ranked(&snap, &query, &opts)?;
         Ok(Hits {
-            generation: snap.generation.clone(),
+            generation: snap.generation().to_string(),
             query: Some(q.clone()),
             tweet: None,
             mode: mode_name(opts.mode),
@@ -133,7 +133,7 @@ pub async fn similar_to_tweet(
         };
         let hits = ranked(&snap, &query, &opts)?;
         Ok(Hits {
-            generation: snap.generation.clone(),
+            generation: snap.generation().to_string(),
             query: None,
             tweet: Some(tweet),
             mode: mode_name(opts.mode),
@@ -183,7 +183,7 @@ pub async fn tweet(
         .map(|r| store.id(r).to_string())
         .collect();
     Ok(Json(OneTweet {
-        generation: snap.generation.clone(),
+        generation: snap.generation().to_string(),
         tweet,
         thread,
     })
@@ -215,7 +215,7 @@ async fn topic_view(
 ) -> Result<([(header::HeaderName, String); 1], Arc<TopicView>), ApiError> {
     Params::parse(raw, &[])?;
     let snap = app.live.snapshot();
-    let generation = snap.generation.clone();
+    let generation = snap.generation().to_string();
     let view = blocking(move || snap.topics()).await?;
     Ok((
         [(
@@ -368,7 +368,7 @@ pub async fn healthz(State(app): State<App>) -> Response {
         } else {
             "degraded"
         },
-        generation: snap.generation.clone(),
+        generation: snap.generation().to_string(),
         tweets: snap.store.len(),
         model: app.model.id.clone(),
         encoder: if alive { "running" } else { "stopped" },
@@ -483,13 +483,12 @@ fn mode_name(mode: Mode) -> &'static str {
 
 fn tweet_id(id: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad("id", format!("bad tweet id: {e}")))?;
-    match id.parse::<u64>() {
-        Ok(n) if id.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-        _ => Err(ApiError::bad(
+    crate::corpus::parse_id(&id).ok_or_else(|| {
+        ApiError::bad(
             "id",
             format!("'{id}' is not a status id (digits, at most {})", u64::MAX),
-        )),
-    }
+        )
+    })
 }
 
 fn unknown(id: u64, tweets: usize) -> ApiError {

@@ -24,7 +24,6 @@ use crate::topics::{self, Topics};
 
 /// One committed generation, opened.
 pub struct Snapshot {
-    pub generation: String,
     pub store: Store,
     /// The topic report, computed on first request (a few hundred ms on the bundled corpus).
     topics: OnceLock<std::result::Result<Arc<TopicView>, ApiError>>,
@@ -37,9 +36,13 @@ pub struct TopicView {
 }
 
 impl Snapshot {
+    /// The generation's folder name, as its manifest names it.
+    pub fn generation(&self) -> &str {
+        &self.store.manifest().generation
+    }
+
     fn new(store: Store) -> Snapshot {
         Snapshot {
-            generation: store.manifest().generation.clone(),
             store,
             topics: OnceLock::new(),
         }
@@ -88,7 +91,7 @@ impl Live {
     pub fn new(store: Store, model: &ModelIdentity, metrics: Arc<Metrics>) -> Result<Live> {
         store.check_model(model)?;
         let first = Snapshot::new(store);
-        metrics.started_with(&first.generation, first.store.len());
+        metrics.started_with(first.generation(), first.store.len());
         Ok(Live {
             dir: first.store.dir().to_path_buf(),
             model: model.clone(),
@@ -125,7 +128,7 @@ impl Live {
                 continue;
             };
             let named = manifest.generation;
-            if named == self.snapshot().generation {
+            if named == self.snapshot().generation() {
                 continue;
             }
             if let Some((g, at)) = &failed {
@@ -140,7 +143,7 @@ impl Live {
                     if !quiet {
                         eprintln!(
                             "serving generation {} ({} tweets)",
-                            s.generation,
+                            s.generation(),
                             s.store.len()
                         );
                     }
@@ -158,7 +161,7 @@ impl Live {
                     if failed.as_ref().is_none_or(|(g, _)| *g != named) {
                         eprintln!(
                             "warning: {why}; still serving {} (retried every {} s)",
-                            self.snapshot().generation,
+                            self.snapshot().generation(),
                             RETRY.as_secs()
                         );
                     }
@@ -175,7 +178,8 @@ impl Live {
         store.check_model(&self.model)?;
         let next = Arc::new(Snapshot::new(store));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
-        self.metrics.switched_to(&next.generation, next.store.len());
+        self.metrics
+            .switched_to(next.generation(), next.store.len());
         Ok(next)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{bundled_store, data, run};
+use crate::common::{bundled_store, data, fails, run};
 
 fn store_arg() -> String {
     bundled_store().display().to_string()
@@ -13,17 +13,6 @@ fn json_lines(s: &str) -> Vec<Value> {
     s.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// A failing run: exit code ≠ 0, exactly one `error:` line on stderr (notes may precede
-/// it), no panic. Returns that line.
-fn fails(args: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    assert_ne!(code, 0, "{args:?} succeeded: {out}");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: {err}");
-    errors[0].to_string()
 }
 
 #[test]

@@ -96,6 +96,27 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A failing run: exit code ≠ 0, exactly one `error:` line on stderr (notes may precede
+/// it), no panic. Returns that line.
+pub fn fails(args: &[&str]) -> String {
+    one_error(args, run(args))
+}
+
+/// The one `error:` line of a failed run's (exit code, stdout, stderr), checked as
+/// [`fails`] does.
+pub fn one_error(args: &[&str], (code, out, err): (i32, String, String)) -> String {
+    assert_ne!(code, 0, "{args:?} succeeded: {out}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {err}");
+    errors[0].to_string()
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 #[derive(Deserialize)]
 pub struct RefText {
     pub num: usize,

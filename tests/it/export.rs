@@ -8,16 +8,12 @@ use std::time::{Duration, Instant};
 use tweetsim::index::Store;
 use tweetsim::stream;
 
-use crate::common::{run, tweetsim};
+use crate::common::{run, s, tweetsim};
 
 fn ok(args: &[&str]) -> (String, String) {
     let (code, out, err) = run(args);
     assert_eq!(code, 0, "{args:?}: {err}");
     (out, err)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A 300-tweet synthetic JSONL whose 5th record appears again at the end (as archives repeat

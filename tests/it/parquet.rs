@@ -10,26 +10,12 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
-use crate::common::run;
+use crate::common::{fails, run, s};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = run(args);
     assert_eq!(code, 0, "{args:?}: {err}");
     out
-}
-
-/// A failing run: exit ≠ 0, one `error:` line, no panic; returns that line.
-fn fails(args: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    assert_ne!(code, 0, "{args:?} succeeded: {out}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: {err}");
-    errors[0].to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Files beside each other in `dir`.
